@@ -1,0 +1,95 @@
+package avro
+
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/event"
+)
+
+// Names of the shared records, as they appear in union branches.
+const (
+	EnvelopeName   = "sluice.Envelope"
+	EnrichmentName = "sluice.Enrichment"
+)
+
+// EnvelopeNative returns the native value of a sluice.Envelope record.
+func EnvelopeNative(e *event.Envelope) map[string]any {
+	var batchIndex any
+	if e.BatchID != "" && e.BatchIndex >= 0 {
+		batchIndex = Int(int32(e.BatchIndex))
+	}
+	var raw any
+	if e.Raw != nil {
+		raw = Bytes(e.Raw)
+	}
+	quirks := Strings(e.Quirks)
+	return map[string]any{
+		"event_id":        e.EventID,
+		"family":          string(e.Family),
+		"event_type":      OptString(e.EventType),
+		"received_at":     e.ReceivedAt,
+		"client_time":     TimeMicros(e.ClientTime),
+		"sent_time":       TimeMicros(e.SentTime),
+		"ip":              OptString(e.IP),
+		"user_agent":      OptString(e.UserAgent),
+		"source_key":      OptString(e.SourceKey),
+		"endpoint":        e.Endpoint,
+		"partition_key":   e.PartitionKey,
+		"batch_id":        OptString(e.BatchID),
+		"batch_index":     batchIndex,
+		"quirks":          quirks,
+		"gateway_version": e.GatewayVersion,
+		"raw":             raw,
+	}
+}
+
+// EnvelopeFromNative reads back the fields of a decoded sluice.Envelope
+// that consumers route and key by.
+func EnvelopeFromNative(m map[string]any) event.Envelope {
+	e := event.Envelope{BatchIndex: -1}
+	e.EventID, _ = m["event_id"].(string)
+	fam, _ := m["family"].(string)
+	e.Family = event.Family(fam)
+	e.EventType = UnionString(m["event_type"])
+	e.ReceivedAt, _ = m["received_at"].(time.Time)
+	e.ClientTime = UnionTime(m["client_time"])
+	e.SentTime = UnionTime(m["sent_time"])
+	e.IP = UnionString(m["ip"])
+	e.UserAgent = UnionString(m["user_agent"])
+	e.SourceKey = UnionString(m["source_key"])
+	e.Endpoint, _ = m["endpoint"].(string)
+	e.PartitionKey, _ = m["partition_key"].(string)
+	e.BatchID = UnionString(m["batch_id"])
+	e.GatewayVersion, _ = m["gateway_version"].(string)
+	if q, ok := m["quirks"].([]any); ok {
+		for _, s := range q {
+			if s, ok := s.(string); ok {
+				e.Quirks = append(e.Quirks, s)
+			}
+		}
+	}
+	return e
+}
+
+// UnionString returns the string branch of a decoded nullable union, or "".
+func UnionString(v any) string {
+	if m, ok := v.(map[string]any); ok {
+		s, _ := m["string"].(string)
+		return s
+	}
+	s, _ := v.(string)
+	return s
+}
+
+// UnionTime returns the timestamp branch of a decoded nullable union, or
+// the zero time.
+func UnionTime(v any) time.Time {
+	if m, ok := v.(map[string]any); ok {
+		for _, x := range m {
+			t, _ := x.(time.Time)
+			return t
+		}
+	}
+	t, _ := v.(time.Time)
+	return t
+}

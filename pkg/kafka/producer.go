@@ -1,0 +1,90 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+)
+
+// Producer is an idempotent, acks=all producer with a bounded buffer.
+type Producer struct {
+	cl  *kgo.Client
+	log *zap.Logger
+}
+
+// NewProducer connects a producer. extra options are appended last.
+func NewProducer(cfg Config, log *zap.Logger, extra ...kgo.Opt) (*Producer, error) {
+	opts, err := cfg.clientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		kgo.ProducerBatchMaxBytes(cfg.MaxMessageBytes),
+		kgo.WithLogger(kzap.New(log.Named("kgo"), kzap.Level(kgo.LogLevelWarn))),
+	)
+	opts = append(opts, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka producer: %w", err)
+	}
+	return &Producer{cl: cl, log: log}, nil
+}
+
+// Client returns the underlying franz-go client.
+func (p *Producer) Client() *kgo.Client { return p.cl }
+
+// ProduceAll produces recs and waits for every broker ack. errs[i] is the
+// outcome of recs[i]; the slice is nil when every record was acknowledged.
+func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		failed bool
+	)
+	wg.Add(len(recs))
+	for i, r := range recs {
+		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if errs == nil {
+					errs = make([]error, len(recs))
+				}
+				errs[i] = err
+				failed = true
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if !failed {
+		return nil
+	}
+	return errs
+}
+
+// Ping checks that a broker answers.
+func (p *Producer) Ping(ctx context.Context) error { return p.cl.Ping(ctx) }
+
+// Close flushes buffered records within ctx and closes the client.
+func (p *Producer) Close(ctx context.Context) error {
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
+	if err != nil {
+		return fmt.Errorf("flushing producer: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package adapter maps each family's native JSON to the family part of its
+// Avro record, repairing known quirks and rejecting what cannot be repaired
+// with a reason and a field path.
+package adapter
+
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/event"
+)
+
+// Input is one event as the gateway split it from a request.
+type Input struct {
+	// Raw is the event's bytes exactly as received (one array element or
+	// one NDJSON line). Adapters must not retain or modify it.
+	Raw []byte
+	// Value is Raw decoded as a JSON object; numbers are json.Number.
+	Value map[string]any
+	Meta  Meta
+}
+
+// Meta is what the gateway knows about the request an event came in.
+type Meta struct {
+	ReceivedAt     time.Time
+	IP             string
+	UserAgent      string
+	Referer        string
+	AcceptLanguage string
+	Host           string
+	Endpoint       string
+	// Username is set only when the request was made with a trusted server
+	// key that may vouch for a user (edX /event); else empty.
+	Username string
+	// Strict rejects event types the adapter does not know.
+	Strict bool
+}
+
+// Output is the family part of an event's Avro record.
+type Output struct {
+	// Fields holds every field of the family's record schema except
+	// "envelope" and "enrichment", as goavro native values (see pkg/avro).
+	Fields map[string]any
+	// EventID is a client-supplied event id, or "" for the gateway to mint one.
+	EventID      string
+	EventType    string
+	PartitionKey string
+	ClientTime   time.Time
+	SentTime     time.Time
+	// Quirks names the input irregularities the adapter repaired.
+	Quirks []string
+	// Unknown is true when the event type is not one the adapter knows;
+	// such events are kept generically and counted.
+	Unknown bool
+}
+
+// Adapter maps one family's events. Implementations are stateless and safe
+// for concurrent use.
+type Adapter interface {
+	Family() event.Family
+	// Adapt maps in to the family record. A non-nil Rejection means the
+	// event is refused; its Index is filled in by the caller.
+	Adapt(in *Input) (*Output, *event.Rejection)
+}
+
+// All returns an adapter for every family, by family.
+func All() map[event.Family]Adapter {
+	m := map[event.Family]Adapter{}
+	for _, a := range []Adapter{EdX{}, CrowdFrame{}, Weaklayer{}, Workstation{}, Clicks{}} {
+		m[a.Family()] = a
+	}
+	return m
+}
