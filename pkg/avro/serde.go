@@ -87,6 +87,9 @@ type Serde struct {
 	bySubj   map[string]*Codec
 	byID     map[int]*Codec
 	fetching sync.Mutex
+	// lookupOnly makes Register look schemas up instead of creating them,
+	// for deployments whose pipeline registers schemas.
+	lookupOnly bool
 }
 
 // NewSerde returns a Serde backed by the registry client (nil for a
@@ -105,7 +108,13 @@ func (s *Serde) Register(ctx context.Context, subject, schema string) (*Codec, e
 	if s.reg == nil {
 		return nil, errors.New("avro: no registry configured")
 	}
-	ss, err := s.reg.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	sch := sr.Schema{Schema: schema, Type: sr.TypeAvro}
+	var ss sr.SubjectSchema
+	if s.lookupOnly {
+		ss, err = s.reg.LookupSchema(ctx, subject, sch)
+	} else {
+		ss, err = s.reg.CreateSchema(ctx, subject, sch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("registering subject %s: %w", subject, err)
 	}
@@ -192,4 +201,19 @@ func (s *Serde) Decode(ctx context.Context, value []byte) (any, *Codec, error) {
 		return nil, nil, fmt.Errorf("decoding with schema id %d: %w", id, err)
 	}
 	return v, c, nil
+}
+
+// Connect builds a Serde for the configured registry and registers (or, with
+// AutoRegister off, looks up) every Sluice schema.
+func Connect(ctx context.Context, cfg RegistryConfig) (*Serde, error) {
+	cl, err := cfg.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	s := NewSerde(cl)
+	s.lookupOnly = !cfg.AutoRegister
+	if err := RegisterAll(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

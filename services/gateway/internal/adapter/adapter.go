@@ -65,7 +65,7 @@ type Adapter interface {
 // All returns an adapter for every family, by family.
 func All() map[event.Family]Adapter {
 	m := map[event.Family]Adapter{}
-	for _, a := range []Adapter{EdX{}, CrowdFrame{}, Weaklayer{}, Workstation{}, Clicks{}} {
+	for _, a := range []Adapter{EdX{}, CrowdFrame{}, Weaklayer{}, Workstation{}, Clicks{}, HEC{}} {
 		m[a.Family()] = a
 	}
 	return m

@@ -1,0 +1,270 @@
+// Package gateway is Sluice's stateless ingest gateway as a library: it
+// validates each event against its family's Avro schema and produces it to
+// Kafka, replying only after the broker's ack. cmd/sluice-gateway runs it
+// alone; the standalone binary runs it beside the other services.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice/pkg/avro"
+	"github.com/sluicehq/sluice/pkg/config"
+	"github.com/sluicehq/sluice/pkg/event"
+	"github.com/sluicehq/sluice/pkg/kafka"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/pkg/telemetry"
+	"github.com/sluicehq/sluice/services/gateway/internal/ingest"
+)
+
+// Version is the gateway version stamped on every event; set at build time
+// with -ldflags "-X github.com/sluicehq/sluice/services/gateway.Version=…".
+var Version = "dev"
+
+// Source is a configured client and its key.
+type Source = ingest.Source
+
+// DevKey is the development key the standalone mode enables on loopback.
+const DevKey = "dev"
+
+// Config is the gateway's configuration.
+type Config struct {
+	Listen  string       `yaml:"listen" env:"LISTEN"`
+	Kafka   kafka.Config `yaml:"kafka" envPrefix:"KAFKA_"`
+	Limits  Limits       `yaml:"limits" envPrefix:"LIMITS_"`
+	Sources []Source     `yaml:"sources"`
+	// DevKey accepts the key "dev" for every family from loopback clients.
+	DevKey bool `yaml:"dev_key" env:"DEV_KEY"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES" envSeparator:","`
+	// KeepRaw stores each event's original bytes in its envelope.
+	KeepRaw bool `yaml:"keep_raw" env:"KEEP_RAW"`
+	// ProduceTimeout bounds the wait for the broker's ack before a reply.
+	ProduceTimeout time.Duration `yaml:"produce_timeout" env:"PRODUCE_TIMEOUT"`
+	// RetryAfter is sent with 503 replies.
+	RetryAfter time.Duration `yaml:"retry_after" env:"RETRY_AFTER"`
+	// BenchPassthrough mounts the benchmark baseline route
+	// (POST /bench/passthrough). For `make bench` only.
+	BenchPassthrough bool `yaml:"bench_passthrough" env:"BENCH_PASSTHROUGH"`
+}
+
+// Limits bound what one request may cost.
+type Limits struct {
+	MaxBodyBytes         int64         `yaml:"max_body_bytes" env:"MAX_BODY_BYTES"`
+	MaxDecompressedBytes int64         `yaml:"max_decompressed_bytes" env:"MAX_DECOMPRESSED_BYTES"`
+	MaxRatio             int64         `yaml:"max_ratio" env:"MAX_RATIO"`
+	MaxEvents            int           `yaml:"max_events" env:"MAX_EVENTS"`
+	MaxEventBytes        int           `yaml:"max_event_bytes" env:"MAX_EVENT_BYTES"`
+	MaxDepth             int           `yaml:"max_depth" env:"MAX_DEPTH"`
+	MaxHeaderBytes       int           `yaml:"max_header_bytes" env:"MAX_HEADER_BYTES"`
+	ReadHeaderTimeout    time.Duration `yaml:"read_header_timeout" env:"READ_HEADER_TIMEOUT"`
+	ReadTimeout          time.Duration `yaml:"read_timeout" env:"READ_TIMEOUT"`
+	WriteTimeout         time.Duration `yaml:"write_timeout" env:"WRITE_TIMEOUT"`
+	IdleTimeout          time.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
+}
+
+// Defaults returns the production defaults.
+func Defaults() Config {
+	k := kafka.Defaults()
+	k.ClientID = "sluice-gateway"
+	return Config{
+		Listen: ":8080",
+		Kafka:  k,
+		Limits: Limits{
+			MaxBodyBytes:         4 << 20,
+			MaxDecompressedBytes: 16 << 20,
+			MaxRatio:             100,
+			MaxEvents:            10_000,
+			MaxEventBytes:        512 << 10,
+			MaxDepth:             64,
+			MaxHeaderBytes:       64 << 10,
+			ReadHeaderTimeout:    5 * time.Second,
+			ReadTimeout:          30 * time.Second,
+			WriteTimeout:         30 * time.Second,
+			IdleTimeout:          120 * time.Second,
+		},
+		KeepRaw:        true,
+		ProduceTimeout: 10 * time.Second,
+		RetryAfter:     5 * time.Second,
+	}
+}
+
+// Validate reports every problem.
+func (c Config) Validate() error {
+	var p config.Problems
+	if c.Listen == "" {
+		p.Addf("listen: required")
+	}
+	p.Add("kafka", c.Kafka.Validate())
+	l := c.Limits
+	if l.MaxBodyBytes < 1024 {
+		p.Addf("limits.max_body_bytes: %d is below 1024", l.MaxBodyBytes)
+	}
+	if l.MaxDecompressedBytes < l.MaxBodyBytes {
+		p.Addf("limits.max_decompressed_bytes: must be at least max_body_bytes")
+	}
+	if l.MaxRatio < 1 {
+		p.Addf("limits.max_ratio: must be at least 1")
+	}
+	if l.MaxEvents < 1 {
+		p.Addf("limits.max_events: must be at least 1")
+	}
+	if l.MaxEventBytes < 256 || int64(l.MaxEventBytes) > l.MaxDecompressedBytes {
+		p.Addf("limits.max_event_bytes: must be between 256 and max_decompressed_bytes")
+	}
+	if int64(l.MaxEventBytes) > int64(c.Kafka.MaxMessageBytes)*4 {
+		p.Addf("limits.max_event_bytes: %d cannot fit in kafka.max_message_bytes %d", l.MaxEventBytes, c.Kafka.MaxMessageBytes)
+	}
+	if l.MaxDepth < 2 {
+		p.Addf("limits.max_depth: must be at least 2")
+	}
+	if l.MaxHeaderBytes < 4096 {
+		p.Addf("limits.max_header_bytes: must be at least 4096")
+	}
+	for name, d := range map[string]time.Duration{"read_header_timeout": l.ReadHeaderTimeout, "read_timeout": l.ReadTimeout, "write_timeout": l.WriteTimeout, "idle_timeout": l.IdleTimeout} {
+		if d <= 0 {
+			p.Addf("limits.%s: must be positive", name)
+		}
+	}
+	if c.ProduceTimeout <= 0 || (l.WriteTimeout > 0 && c.ProduceTimeout >= l.WriteTimeout) {
+		p.Addf("produce_timeout: must be positive and below limits.write_timeout, so every request gets its answer")
+	}
+	if c.RetryAfter < time.Second {
+		p.Addf("retry_after: must be at least 1s")
+	}
+	for _, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			p.Addf("trusted_proxies: %q is not a CIDR", cidr)
+		}
+	}
+	ids := map[string]bool{}
+	for i, s := range c.Sources {
+		if s.ID == "" {
+			p.Addf("sources[%d].id: required", i)
+		}
+		if ids[s.ID] {
+			p.Addf("sources[%d].id: %q is used twice", i, s.ID)
+		}
+		ids[s.ID] = true
+		if len(s.Key.Value()) < 16 && !s.LoopbackOnly {
+			p.Addf("sources[%d].key: keys must be at least 16 characters", i)
+		}
+		for _, f := range s.Families {
+			if _, ok := event.ParseFamily(f); !ok && f != "*" {
+				p.Addf("sources[%d].families: unknown family %q", i, f)
+			}
+		}
+	}
+	if len(c.Sources) == 0 && !c.DevKey {
+		p.Addf("sources: no source keys configured, nothing could send events")
+	}
+	return p.Err()
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Log     *zap.Logger
+	Metrics prometheus.Registerer
+	Ready   *telemetry.Readiness
+	Serde   *avro.Serde
+}
+
+// Service is the running gateway: its producer and HTTP server.
+type Service struct {
+	cfg      Config
+	log      *zap.Logger
+	producer *kafka.Producer
+	server   *ingest.Server
+}
+
+// New builds the gateway.
+func New(cfg Config, deps Deps) (*Service, error) {
+	producer, err := kafka.NewProducer(cfg.Kafka, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	dlq, err := pipeline.NewDLQ(deps.Serde, producer, Version, deps.Metrics)
+	if err != nil {
+		producer.Client().Close()
+		return nil, err
+	}
+	sources := append([]Source(nil), cfg.Sources...)
+	if cfg.DevKey {
+		sources = append(sources, Source{ID: "dev", Key: DevKey, LoopbackOnly: true, Trusted: true})
+		deps.Log.Warn("development key enabled: key \"dev\" is accepted for every family from loopback clients")
+	}
+	var proxies []*net.IPNet
+	for _, c := range cfg.TrustedProxies {
+		_, n, _ := net.ParseCIDR(c)
+		proxies = append(proxies, n)
+	}
+	l := cfg.Limits
+	server, err := ingest.NewServer(ingest.Options{
+		Listen:  cfg.Listen,
+		Version: Version,
+		Limits: ingest.Limits{
+			MaxBodyBytes: l.MaxBodyBytes, MaxDecompressedBytes: l.MaxDecompressedBytes, MaxRatio: l.MaxRatio,
+			MaxEvents: l.MaxEvents, MaxEventBytes: l.MaxEventBytes, MaxDepth: l.MaxDepth,
+		},
+		Sources: sources, TrustedProxies: proxies, KeepRaw: cfg.KeepRaw,
+		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
+		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
+		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes,
+	}, ingest.Deps{Log: deps.Log, Metrics: deps.Metrics, Serde: deps.Serde, Producer: producer, DLQ: dlq})
+	if err != nil {
+		producer.Client().Close()
+		return nil, err
+	}
+	if cfg.BenchPassthrough {
+		server.EnablePassthrough()
+		deps.Log.Warn("benchmark passthrough route enabled: POST /bench/passthrough produces unvalidated bytes")
+	}
+	if deps.Ready != nil {
+		deps.Ready.Add("kafka", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := producer.Ping(ctx); err != nil {
+				return fmt.Errorf("no broker answers: %w", err)
+			}
+			return nil
+		})
+	}
+	return &Service{cfg: cfg, log: deps.Log, producer: producer, server: server}, nil
+}
+
+// Addr is the public listener's address once started.
+func (s *Service) Addr() string { return s.server.Addr() }
+
+// Name implements app.Component.
+func (s *Service) Name() string { return "gateway" }
+
+// Start creates missing topics and starts serving.
+func (s *Service) Start(ctx context.Context) error {
+	if s.cfg.Kafka.CreateTopics {
+		topics := []string{event.DLQTopic}
+		for _, f := range event.Families {
+			topics = append(topics, event.RawTopic(f))
+		}
+		if s.cfg.BenchPassthrough {
+			topics = append(topics, ingest.PassthroughTopic)
+		}
+		if err := kafka.EnsureTopics(ctx, s.cfg.Kafka, nil, topics...); err != nil {
+			return err
+		}
+	}
+	return s.server.Start(ctx)
+}
+
+// Stop drains in-flight requests, then flushes and closes the producer.
+func (s *Service) Stop(ctx context.Context) error {
+	err := s.server.Stop(ctx)
+	if perr := s.producer.Close(ctx); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}

@@ -1,0 +1,127 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Limits bound what one request may cost.
+type Limits struct {
+	MaxBodyBytes         int64
+	MaxDecompressedBytes int64
+	// MaxRatio bounds decompressed/compressed size (gzip bombs); bodies that
+	// inflate to less than 1 MiB are not held to it.
+	MaxRatio      int64
+	MaxEvents     int
+	MaxEventBytes int
+	MaxDepth      int
+}
+
+// httpError is a request-level failure with its status and reason code.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errf(status int, code, format string, a ...any) *httpError {
+	return &httpError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads the request body within the limits, inflating gzip. The
+// returned release func hands the buffers back to the pool; the body must
+// not be used after it.
+func readBody(r *http.Request, lim Limits) ([]byte, func(), *httpError) {
+	if r.ContentLength > lim.MaxBodyBytes {
+		return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large",
+			"body of %d bytes is over the %d-byte limit", r.ContentLength, lim.MaxBodyBytes)
+	}
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	if enc != "" && enc != "identity" && enc != "gzip" && enc != "x-gzip" {
+		return nil, func() {}, errf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+			"Content-Encoding %q is not supported (use gzip or none)", enc)
+	}
+	wire := bufPool.Get().(*bytes.Buffer)
+	wire.Reset()
+	release := func() { putBuf(wire) }
+	// Read one byte past the limit to tell "exactly at" from "over".
+	n, err := wire.ReadFrom(io.LimitReader(r.Body, lim.MaxBodyBytes+1))
+	if err != nil {
+		release()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large", "body is over the %d-byte limit", lim.MaxBodyBytes)
+		}
+		return nil, func() {}, errf(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
+	}
+	if n > lim.MaxBodyBytes {
+		release()
+		return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large", "body is over the %d-byte limit", lim.MaxBodyBytes)
+	}
+	if enc != "gzip" && enc != "x-gzip" {
+		return wire.Bytes(), release, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(wire.Bytes()))
+	if err != nil {
+		release()
+		return nil, func() {}, errf(http.StatusBadRequest, "bad_gzip", "body is not valid gzip: %v", err)
+	}
+	plain := bufPool.Get().(*bytes.Buffer)
+	plain.Reset()
+	release = func() { putBuf(wire); putBuf(plain) }
+	limit := lim.MaxDecompressedBytes
+	if byRatio := max(lim.MaxRatio*n, 1<<20); lim.MaxRatio > 0 && byRatio < limit {
+		limit = byRatio
+	}
+	m, err := plain.ReadFrom(io.LimitReader(zr, limit+1))
+	if err != nil {
+		release()
+		return nil, func() {}, errf(http.StatusBadRequest, "bad_gzip", "inflating body: %v", err)
+	}
+	if m > limit {
+		release()
+		return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "decompressed_too_large",
+			"body inflates past %d bytes (limit %d bytes, ratio %d)", limit, lim.MaxDecompressedBytes, lim.MaxRatio)
+	}
+	return plain.Bytes(), release, nil
+}
+
+// putBuf returns a buffer to the pool unless it grew large, so one big
+// request does not pin memory for ever.
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 4<<20 {
+		return
+	}
+	bufPool.Put(b)
+}
+
+// bodyFormat picks the splitter from the Content-Type.
+func bodyFormat(r *http.Request) (string, *httpError) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return formatAuto, nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q cannot be parsed", ct)
+	}
+	switch mt {
+	case "application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines":
+		return formatNDJSON, nil
+	case "application/json", "text/plain", "application/octet-stream":
+		return formatAuto, nil
+	}
+	return "", errf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type %q is not supported (use application/json or application/x-ndjson)", mt)
+}

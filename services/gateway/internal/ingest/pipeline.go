@@ -1,0 +1,298 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	gojson "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice/pkg/avro"
+	"github.com/sluicehq/sluice/pkg/event"
+	"github.com/sluicehq/sluice/pkg/kafka"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/services/gateway/internal/adapter"
+)
+
+// Pipeline is the one ingest path every endpoint ends in: decode → adapt →
+// Avro-validate → produce → per-event result, with every rejection written
+// to the DLQ. It replies only after the broker has acknowledged.
+type Pipeline struct {
+	adapters       map[event.Family]adapter.Adapter
+	codecs         map[event.Family]*avro.Codec
+	producer       *kafka.Producer
+	dlq            *pipeline.DLQ
+	version        string
+	keepRaw        bool
+	produceTimeout time.Duration
+	limits         Limits
+	m              *metrics
+	log            *zap.Logger
+}
+
+// Request is one batch of events for one family.
+type Request struct {
+	Family    event.Family
+	Endpoint  string
+	SourceKey string
+	Strict    bool
+	BatchID   string
+	Meta      adapter.Meta
+	Items     []item
+	// Adapt overrides the family adapter (native endpoints that add
+	// request context, e.g. the Weaklayer token's sensor).
+	Adapt func(in *adapter.Input) (*adapter.Output, *event.Rejection)
+}
+
+// Result is the outcome of a Request.
+type Result struct {
+	Accepted int               `json:"accepted"`
+	Rejected int               `json:"rejected"`
+	Errors   []event.Rejection `json:"errors"`
+	// Unavailable is set when no event could be produced because Kafka is
+	// unavailable: the caller answers 503 and the client retries.
+	Unavailable error `json:"-"`
+}
+
+// Ingest runs the batch through the pipeline.
+func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
+	res := &Result{Errors: []event.Rejection{}}
+	codec := p.codecs[req.Family]
+	adapt := req.Adapt
+	if adapt == nil {
+		adapt = p.adapters[req.Family].Adapt
+	}
+	meta := req.Meta
+	meta.Endpoint = req.Endpoint
+	meta.Strict = req.Strict
+	recs := make([]*kgo.Record, 0, len(req.Items))
+	recIndex := make([]int, 0, len(req.Items))
+	var dead []*pipeline.DeadLetter
+	reject := func(i int, rj *event.Rejection, raw []byte) {
+		rj.Index = i
+		res.Errors = append(res.Errors, *rj)
+		p.m.events.WithLabelValues(string(req.Family), "rejected", rj.Code).Inc()
+		dead = append(dead, &pipeline.DeadLetter{
+			Stage: "gateway", Family: req.Family, Endpoint: req.Endpoint, SourceKey: req.SourceKey,
+			IP: meta.IP, Index: i, Reason: rj.Code, Field: rj.Field, Message: rj.Message,
+			Raw: bytes.Clone(raw), Offset: -1, Time: meta.ReceivedAt,
+		})
+	}
+	for i := range req.Items {
+		it := &req.Items[i]
+		rec, rj := p.build(codec, adapt, req, &meta, i, it)
+		if rj != nil {
+			reject(i, rj, it.raw)
+			continue
+		}
+		recs = append(recs, rec)
+		recIndex = append(recIndex, i)
+	}
+
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.produceTimeout)
+	defer cancel()
+	t0 := time.Now()
+	errs := p.producer.ProduceAll(pctx, recs)
+	p.m.produce.Observe(time.Since(t0).Seconds())
+	failed := 0
+	var firstErr error
+	for j, i := range recIndex {
+		if errs != nil && errs[j] != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = errs[j]
+			}
+			rj := event.Reject(event.ReasonProduceFailed, "", "not stored, retry: %v", errs[j])
+			rj.Index = i
+			res.Errors = append(res.Errors, *rj)
+			p.m.events.WithLabelValues(string(req.Family), "failed", event.ReasonProduceFailed).Inc()
+			continue
+		}
+		res.Accepted++
+		p.m.events.WithLabelValues(string(req.Family), "accepted", "").Inc()
+	}
+	if failed > 0 && failed == len(recs) && isUnavailable(firstErr) {
+		res.Unavailable = firstErr
+	}
+	if len(dead) > 0 {
+		if err := p.dlq.Send(pctx, dead); err != nil {
+			// The client still learns of every rejection from the reply.
+			p.log.Error("writing rejected events to the DLQ", zap.Int("events", len(dead)), zap.Error(err))
+		}
+	}
+	res.Rejected = len(req.Items) - res.Accepted
+	if len(res.Errors) > 1 {
+		sortRejections(res.Errors)
+	}
+	return res
+}
+
+// build turns one item into a Kafka record, or says why it cannot.
+func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter.Output, *event.Rejection),
+	req *Request, meta *adapter.Meta, i int, it *item) (*kgo.Record, *event.Rejection) {
+	if it.blank {
+		return nil, event.Reject("empty_line", "", "line %d is empty", i)
+	}
+	if len(it.raw) > p.limits.MaxEventBytes {
+		return nil, event.Reject(event.ReasonEventTooLarge, "", "event of %d bytes is over the %d-byte limit", len(it.raw), p.limits.MaxEventBytes)
+	}
+	if it.depth > p.limits.MaxDepth {
+		return nil, event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", it.depth, p.limits.MaxDepth)
+	}
+	v, rj := decodeObject(it.raw)
+	if rj != nil {
+		return nil, rj
+	}
+	in := &adapter.Input{Raw: it.raw, Value: v, Meta: *meta}
+	out, rj := adapt(in)
+	if rj != nil {
+		return nil, rj
+	}
+	env := event.Envelope{
+		EventID:        out.EventID,
+		Family:         req.Family,
+		EventType:      out.EventType,
+		ReceivedAt:     meta.ReceivedAt,
+		ClientTime:     out.ClientTime,
+		SentTime:       out.SentTime,
+		IP:             meta.IP,
+		UserAgent:      meta.UserAgent,
+		SourceKey:      req.SourceKey,
+		Endpoint:       req.Endpoint,
+		PartitionKey:   out.PartitionKey,
+		BatchID:        req.BatchID,
+		BatchIndex:     i,
+		Quirks:         append(it.quirks, out.Quirks...),
+		GatewayVersion: p.version,
+	}
+	if env.EventID == "" {
+		if req.BatchID != "" {
+			// A retried batch gets the same ids, so duplicates are visible downstream.
+			env.EventID = uuid.NewSHA1(batchNS, fmt.Appendf(nil, "%s/%s/%d", req.SourceKey, req.BatchID, i)).String()
+		} else {
+			env.EventID = uuid.Must(uuid.NewV7()).String()
+		}
+	}
+	if p.keepRaw {
+		env.Raw = it.raw
+	}
+	if out.Unknown {
+		p.m.unknown.WithLabelValues(string(req.Family)).Inc()
+		if req.Strict {
+			return nil, event.Reject(event.ReasonUnknownType, "type", "event type %q is not known and the source is strict", out.EventType)
+		}
+	}
+	rec := out.Fields
+	rec["envelope"] = avro.EnvelopeNative(&env)
+	rec["enrichment"] = nil
+	value, err := codec.Encode(make([]byte, 0, len(it.raw)+256), rec)
+	if err != nil {
+		return nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
+	}
+	return &kgo.Record{
+		Topic: event.RawTopic(req.Family),
+		Key:   []byte(out.PartitionKey),
+		Value: value,
+		Headers: []kgo.RecordHeader{
+			{Key: event.HeaderFamily, Value: []byte(req.Family)},
+			{Key: event.HeaderEventID, Value: []byte(env.EventID)},
+		},
+	}, nil
+}
+
+var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
+
+// decodeObject decodes one event, keeping numbers exact (json.Number).
+func decodeObject(raw []byte) (map[string]any, *event.Rejection) {
+	dec := gojson.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, event.Reject(event.ReasonInvalidJSON, "", "event is not valid JSON: %s", jsonMessage(err))
+	}
+	if dec.More() {
+		return nil, event.Reject(event.ReasonInvalidJSON, "", "event is not valid JSON: data after the value")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, event.Reject(event.ReasonNotObject, "", "event is a JSON %s, not an object", jsonKind(v))
+	}
+	return m, nil
+}
+
+func jsonMessage(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	default:
+		return "number"
+	}
+}
+
+var fieldRE = regexp.MustCompile(`field "([^"]+)"`)
+
+// schemaField extracts the field path from a goavro encoding error, which
+// nests `field "x"` once per record level.
+func schemaField(err error) string {
+	ms := fieldRE.FindAllStringSubmatch(err.Error(), -1)
+	parts := make([]string, 0, len(ms))
+	for _, m := range ms {
+		parts = append(parts, m[1])
+	}
+	return strings.Join(parts, ".")
+}
+
+func schemaMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		msg = "value does not match the schema: " + msg[i+2:]
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return msg
+}
+
+// isUnavailable reports whether a produce error means Kafka cannot take
+// records right now (as opposed to a problem with the record).
+func isUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) ||
+		errors.Is(err, kgo.ErrMaxBuffered) || errors.Is(err, kgo.ErrClientClosed) {
+		return true
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return !errors.Is(err, kerr.MessageTooLarge) && !errors.Is(err, kerr.RecordListTooLarge)
+}
+
+func sortRejections(rs []event.Rejection) {
+	slices.SortStableFunc(rs, func(a, b event.Rejection) int { return a.Index - b.Index })
+}

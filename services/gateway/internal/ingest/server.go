@@ -1,0 +1,296 @@
+// Package ingest is the gateway's HTTP side: routes, authentication, body
+// limits and splitting, and the single ingest pipeline every endpoint ends in.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicehq/sluice/pkg/avro"
+	"github.com/sluicehq/sluice/pkg/event"
+	"github.com/sluicehq/sluice/pkg/kafka"
+	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/services/gateway/internal/adapter"
+)
+
+// Options configure the server.
+type Options struct {
+	Listen         string
+	Version        string
+	Limits         Limits
+	Sources        []Source
+	TrustedProxies []*net.IPNet
+	KeepRaw        bool
+	ProduceTimeout time.Duration
+	// RetryAfter is the Retry-After sent with 503s.
+	RetryAfter        time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Log      *zap.Logger
+	Metrics  prometheus.Registerer
+	Serde    *avro.Serde
+	Producer *kafka.Producer
+	DLQ      *pipeline.DLQ
+}
+
+// Server is the gateway's public HTTP listener.
+type Server struct {
+	opts Options
+	log  *zap.Logger
+	e    *echo.Echo
+	srv  *http.Server
+	ln   net.Listener
+	pipe *Pipeline
+	keys *Keys
+	m    *metrics
+}
+
+// NewServer builds the server and its routes; Start listens.
+func NewServer(opts Options, deps Deps) (*Server, error) {
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	codecs := map[event.Family]*avro.Codec{}
+	adapters := adapter.All()
+	for f := range adapters {
+		c, err := deps.Serde.Subject(avro.ValueSubject(event.RawTopic(f)))
+		if err != nil {
+			return nil, err
+		}
+		codecs[f] = c
+	}
+	s := &Server{
+		opts: opts,
+		log:  deps.Log,
+		keys: NewKeys(opts.Sources),
+		m:    m,
+		pipe: &Pipeline{
+			adapters: adapters, codecs: codecs, producer: deps.Producer, dlq: deps.DLQ,
+			version: opts.Version, keepRaw: opts.KeepRaw, produceTimeout: opts.ProduceTimeout,
+			limits: opts.Limits, m: m, log: deps.Log,
+		},
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	if len(opts.TrustedProxies) > 0 {
+		var trust []echo.TrustOption
+		for _, n := range opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		// Only addresses that came through a trusted proxy are read from
+		// X-Forwarded-For; anyone else's header is ignored.
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(append(trust, echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false))...)
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(s.observe)
+	e.POST("/v1/events/:family", s.handleEvents)
+	s.e = e
+	s.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(deps.Log.Named("http")),
+	}
+	return s, nil
+}
+
+// Echo exposes the router so other endpoint groups can be mounted.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.opts.Listen
+	}
+	return s.ln.Addr().String()
+}
+
+// Name implements app.Component.
+func (s *Server) Name() string { return "http" }
+
+// Start listens and serves in the background.
+func (s *Server) Start(context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.opts.Listen, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", zap.Error(err))
+		}
+	}()
+	s.log.Info("gateway listening", zap.String("addr", ln.Addr().String()))
+	return nil
+}
+
+// Stop stops accepting connections and waits for in-flight requests, each
+// of which is answered truthfully, until ctx ends.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.ln == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t0 := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.m.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
+		s.m.duration.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		return nil
+	}
+}
+
+// errorBody is the JSON body of a request-level failure.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *httpError
+	var ee *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		_ = c.JSON(he.status, errorBody{Error: he.code, Message: he.msg})
+	case errors.As(err, &ee):
+		_ = c.JSON(ee.Code, errorBody{Error: strings.ReplaceAll(strings.ToLower(http.StatusText(ee.Code)), " ", "_"), Message: fmt.Sprint(ee.Message)})
+	default:
+		s.log.Error("request failed", zap.String("path", c.Path()), zap.Error(err))
+		_ = c.JSON(http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+	}
+}
+
+// authenticate finds the request's source and checks it may send fam.
+func (s *Server) authenticate(c echo.Context, fam event.Family) (*Source, error) {
+	key := presentedKey(c.Request())
+	if key == "" {
+		return nil, errf(http.StatusUnauthorized, "missing_key", "no key: send Authorization: Bearer <key>")
+	}
+	host, _, _ := net.SplitHostPort(c.Request().RemoteAddr)
+	src := s.keys.Lookup(key, host)
+	if src == nil {
+		return nil, errf(http.StatusUnauthorized, "invalid_key", "the key is not valid")
+	}
+	if !src.Allows(fam) {
+		return nil, errf(http.StatusForbidden, "family_not_allowed", "the key may not send %s events", fam)
+	}
+	return src, nil
+}
+
+// meta captures what the request says about its events.
+func (s *Server) meta(c echo.Context) adapter.Meta {
+	r := c.Request()
+	return adapter.Meta{
+		ReceivedAt:     time.Now().UTC(),
+		IP:             c.RealIP(),
+		UserAgent:      r.UserAgent(),
+		Referer:        r.Referer(),
+		AcceptLanguage: r.Header.Get("Accept-Language"),
+		Host:           r.Host,
+	}
+}
+
+// batchID reads the client's Idempotency-Key, bounded.
+func batchID(r *http.Request) (string, error) {
+	id := r.Header.Get("Idempotency-Key")
+	if len(id) > 128 {
+		return "", errf(http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key is over 128 bytes")
+	}
+	return id, nil
+}
+
+func (s *Server) handleEvents(c echo.Context) error {
+	fam, ok := event.ParseFamily(c.Param("family"))
+	if !ok {
+		return errf(http.StatusNotFound, "unknown_family", "no event family %q", c.Param("family"))
+	}
+	src, err := s.authenticate(c, fam)
+	if err != nil {
+		return err
+	}
+	r := c.Request()
+	format, herr := bodyFormat(r)
+	if herr != nil {
+		return herr
+	}
+	bid, err := batchID(r)
+	if err != nil {
+		return err
+	}
+	body, release, herr := readBody(r, s.opts.Limits)
+	if herr != nil {
+		return herr
+	}
+	defer release()
+	items, err := split(body, format, s.opts.Limits.MaxEvents)
+	if err != nil {
+		var tm ErrTooManyEvents
+		if errors.As(err, &tm) {
+			return errf(http.StatusRequestEntityTooLarge, event.ReasonTooManyEvents, "%v", err)
+		}
+		return errf(http.StatusBadRequest, "invalid_body", "%v", err)
+	}
+	meta := s.meta(c)
+	if src.Trusted {
+		meta.Username = r.Header.Get("X-Sluice-Username")
+	}
+	res := s.pipe.Ingest(r.Context(), &Request{
+		Family: fam, Endpoint: "/v1/events/" + string(fam), SourceKey: src.ID, Strict: src.Strict,
+		BatchID: bid, Meta: meta, Items: items,
+	})
+	return s.reply(c, res)
+}
+
+// reply writes the per-event result: 200 when all were accepted, 207 when
+// some were not, 503 with Retry-After when Kafka could take none.
+func (s *Server) reply(c echo.Context, res *Result) error {
+	if res.Unavailable != nil {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.opts.RetryAfter.Seconds())))
+		s.log.Warn("kafka unavailable, refusing batch", zap.Error(res.Unavailable))
+		return c.JSON(http.StatusServiceUnavailable, struct {
+			errorBody
+			*Result
+		}{errorBody{Error: "unavailable", Message: "events could not be stored right now; retry after the delay"}, res})
+	}
+	status := http.StatusOK
+	if res.Rejected > 0 {
+		status = http.StatusMultiStatus
+	}
+	return c.JSON(status, res)
+}

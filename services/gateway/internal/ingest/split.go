@@ -1,0 +1,210 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// item is one event as split from a request body.
+type item struct {
+	raw    []byte
+	quirks []string
+	depth  int
+	// blank is set for an NDJSON line holding only whitespace.
+	blank bool
+}
+
+// errNotJSON is returned when a body has no JSON structure at all.
+var errNotJSON = errors.New("body is not JSON: expected an array, an object or NDJSON lines")
+
+// Body formats.
+const (
+	formatAuto   = ""
+	formatNDJSON = "ndjson"
+)
+
+// split cuts a request body into events: a JSON array (one event per
+// element), a single JSON object, or NDJSON (one event per line; also used
+// for concatenated objects). It does not decode the events; it finds their
+// boundaries and nesting depth in one pass so that a malformed event is
+// rejected on its own rather than failing the whole request.
+func split(body []byte, format string, maxEvents int) ([]item, error) {
+	if format == formatNDJSON {
+		return splitLines(body, maxEvents)
+	}
+	i := skipSpace(body, 0)
+	if i == len(body) {
+		return nil, errors.New("body is empty")
+	}
+	switch body[i] {
+	case '[':
+		return splitArray(body, i, maxEvents)
+	case '{':
+		end, depth, err := scanValue(body, i)
+		if err == nil && skipSpace(body, end) == len(body) {
+			return []item{{raw: body[i:end], depth: depth}}, nil
+		}
+		// Several objects, or a malformed one: read as lines, so each line
+		// gets its own verdict.
+		return splitLines(body, maxEvents)
+	default:
+		// Text that is not JSON at all is a request-level error, unless it
+		// holds lines of which some are objects (a log with a header line).
+		if bytes.Contains(body, []byte("\n{")) {
+			return splitLines(body, maxEvents)
+		}
+		return nil, errNotJSON
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// ErrTooManyEvents is returned when a body holds more events than allowed.
+type ErrTooManyEvents struct{ Max int }
+
+func (e ErrTooManyEvents) Error() string {
+	return fmt.Sprintf("body holds more than %d events", e.Max)
+}
+
+func splitArray(body []byte, start, maxEvents int) ([]item, error) {
+	var items []item
+	i := skipSpace(body, start+1)
+	if i < len(body) && body[i] == ']' {
+		if skipSpace(body, i+1) != len(body) {
+			return nil, errors.New("body is not JSON: data after the closing ]")
+		}
+		return nil, nil
+	}
+	for {
+		if len(items) == maxEvents {
+			return nil, ErrTooManyEvents{maxEvents}
+		}
+		i = skipSpace(body, i)
+		end, depth, err := scanValue(body, i)
+		if err != nil {
+			return nil, fmt.Errorf("body is not JSON: element %d: %w", len(items), err)
+		}
+		items = append(items, item{raw: body[i:end], depth: depth})
+		i = skipSpace(body, end)
+		if i == len(body) {
+			return nil, errors.New("body is not JSON: the array is not closed")
+		}
+		if body[i] == ']' {
+			if skipSpace(body, i+1) != len(body) {
+				return nil, errors.New("body is not JSON: data after the closing ]")
+			}
+			return items, nil
+		}
+		if body[i] != ',' {
+			return nil, fmt.Errorf("body is not JSON: expected , or ] after element %d", len(items)-1)
+		}
+		i++
+	}
+}
+
+func splitLines(body []byte, maxEvents int) ([]item, error) {
+	var items []item
+	for len(body) > 0 {
+		var line []byte
+		if j := bytes.IndexByte(body, '\n'); j >= 0 {
+			line, body = body[:j], body[j+1:]
+		} else {
+			line, body = body, nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(items) == maxEvents {
+			return nil, ErrTooManyEvents{maxEvents}
+		}
+		it := item{raw: line}
+		trimmed := bytes.TrimSpace(line)
+		if len(trimmed) == 0 {
+			it.blank = true
+			items = append(items, it)
+			continue
+		}
+		if trimmed[0] == 0 {
+			// logrotate copytruncate leaves NUL bytes before the first line.
+			trimmed = bytes.TrimLeft(trimmed, "\x00")
+			it.quirks = append(it.quirks, "nul_prefix")
+		}
+		if len(trimmed) > 0 && trimmed[0] != '{' && trimmed[0] != '[' && trimmed[len(trimmed)-1] == '}' {
+			// Python logging prefix before the JSON ("2023-05-23 13:53:13,461
+			// INFO ... - {json}"): keep the object, say so.
+			if k := bytes.IndexByte(trimmed, '{'); k > 0 && trimmed[0] != '#' {
+				trimmed = trimmed[k:]
+				it.quirks = append(it.quirks, "log_prefix")
+			}
+		}
+		it.raw = trimmed
+		if end, depth, err := scanValue(trimmed, 0); err == nil && end == len(trimmed) {
+			it.depth = depth
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// scanValue finds the end of the JSON value starting at b[i] and its maximum
+// nesting depth. It checks structure (brackets, strings, escapes), not the
+// full grammar: each event is fully decoded later.
+func scanValue(b []byte, i int) (end, maxDepth int, err error) {
+	if i >= len(b) {
+		return 0, 0, errors.New("unexpected end of input")
+	}
+	depth := 0
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			j := i + 1
+			for ; j < len(b); j++ {
+				if b[j] == '\\' {
+					j++
+					continue
+				}
+				if b[j] == '"' {
+					break
+				}
+			}
+			if j >= len(b) {
+				return 0, 0, errors.New("unterminated string")
+			}
+			i = j
+			if depth == 0 {
+				return i + 1, maxDepth, nil
+			}
+		case '{', '[':
+			depth++
+			if depth > maxDepth {
+				maxDepth = depth
+			}
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				return 0, 0, fmt.Errorf("unexpected %q", c)
+			}
+			if depth == 0 {
+				return i + 1, maxDepth, nil
+			}
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return i, maxDepth, nil
+			}
+		default:
+			if depth == 0 {
+				// a scalar at top level: runs to the next delimiter
+				j := i
+				for j < len(b) && !bytes.ContainsRune([]byte(",]} \t\r\n"), rune(b[j])) {
+					j++
+				}
+				return j, 0, nil
+			}
+		}
+	}
+	return 0, 0, errors.New("unexpected end of input: value not closed")
+}

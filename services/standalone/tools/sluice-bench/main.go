@@ -1,0 +1,299 @@
+// Command sluice-bench is `make bench`: it starts sluice-standalone as a child
+// process on free loopback ports, then posts batches of real edX events over
+// many connections for a fixed time, first to the real ingest endpoint and
+// then to the passthrough baseline (split and produce, no validation), and
+// prints throughput, latency, errors and the gateway's peak RSS.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+//go:embed testdata/edx.ndjson
+var edxLines []byte
+
+type options struct {
+	duration    time.Duration
+	warmup      time.Duration
+	conns       int
+	batch       int
+	maxRequests int64
+	binary      string
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "load time per phase")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up load before each phase (not measured)")
+	flag.IntVar(&o.conns, "conns", 32, "concurrent connections")
+	flag.IntVar(&o.batch, "batch", 50, "events per request")
+	flag.Int64Var(&o.maxRequests, "max-requests", 2_000_000, "upper bound on requests per phase")
+	flag.StringVar(&o.binary, "standalone", "", "path to sluice-standalone (default: next to this binary)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data directory")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.binary = filepath.Join(filepath.Dir(exe), "sluice-standalone")
+	}
+	lines := bytes.Split(bytes.TrimSpace(edxLines), []byte("\n"))
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	gw := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	admin := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	cmd := exec.Command(o.binary)
+	cmd.Env = append(os.Environ(),
+		"SLUICE_DATA_DIR="+dir,
+		"SLUICE_GATEWAY_LISTEN="+gw,
+		"SLUICE_ADMIN_ADDR="+admin,
+		fmt.Sprintf("SLUICE_KAFKA_ADDR=127.0.0.1:%d", ports[2]),
+		fmt.Sprintf("SLUICE_REGISTRY_ADDR=127.0.0.1:%d", ports[3]),
+		"SLUICE_RUN_ENRICHER=false",
+		"SLUICE_RUN_SINK_FILE=false",
+		"SLUICE_GATEWAY_BENCH_PASSTHROUGH=true",
+		"SLUICE_LOG_LEVEL=warn",
+	)
+	logf, err := os.Create(filepath.Join(dir, "standalone.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w (run `make build` first)", o.binary, err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}()
+	if err := waitReady("http://"+admin+"/readyz", 60*time.Second); err != nil {
+		b, _ := os.ReadFile(logf.Name())
+		return fmt.Errorf("%w\n%s", err, b)
+	}
+	fmt.Printf("sluice-bench: %d connections, %d edX events per request (%d distinct real events, avg %d B), %s per phase, pid %d\n",
+		o.conns, o.batch, len(lines), len(edxLines)/len(lines), o.duration, cmd.Process.Pid)
+
+	gwURL := "http://" + gw + "/v1/events/edx"
+	ptURL := "http://" + gw + "/bench/passthrough"
+	load(o, gwURL, lines, o.warmup)
+	gwRes := load(o, gwURL, lines, o.duration)
+	gwRSS := peakRSS(cmd.Process.Pid)
+	load(o, ptURL, lines, o.warmup)
+	ptRes := load(o, ptURL, lines, o.duration)
+	ptRSS := peakRSS(cmd.Process.Pid)
+
+	fmt.Println()
+	fmt.Printf("%-28s %12s %10s %10s %10s %10s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "errors", "peak RSS MB")
+	gwRes.print("gateway (validate+Avro)", gwRSS)
+	ptRes.print("passthrough baseline", ptRSS)
+	ratio := 0.0
+	if ptRes.eventsPerSec() > 0 {
+		ratio = gwRes.eventsPerSec() / ptRes.eventsPerSec()
+	}
+	fmt.Printf("\nratio gateway/passthrough: %.2f (target >= 0.50); gateway p99 %.1f ms (target <= 50); peak RSS %d MB (target < 300)\n",
+		ratio, gwRes.pct(0.99), gwRSS>>20)
+	if gwRes.errors > 0 || ptRes.errors > 0 {
+		return errors.New("some requests failed; see the errors column")
+	}
+	return nil
+}
+
+type result struct {
+	elapsed  time.Duration
+	events   int64
+	requests int64
+	errors   int64
+	lat      []time.Duration
+	firstErr string
+}
+
+func (r *result) eventsPerSec() float64 { return float64(r.events) / r.elapsed.Seconds() }
+
+func (r *result) pct(p float64) float64 {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	return float64(r.lat[int(float64(len(r.lat)-1)*p)].Microseconds()) / 1000
+}
+
+func (r *result) print(name string, rss int64) {
+	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %14d\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.errors, rss>>20)
+	if r.firstErr != "" {
+		fmt.Printf("  first error: %s\n", r.firstErr)
+	}
+}
+
+// load posts batches from o.conns goroutines until d passes or the request
+// budget is spent.
+func load(o options, url string, lines [][]byte, d time.Duration) *result {
+	tr := &http.Transport{MaxIdleConnsPerHost: o.conns, MaxConnsPerHost: o.conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		res    = &result{}
+		budget = o.maxRequests
+		wg     sync.WaitGroup
+		reqs   atomic.Int64
+	)
+	start := time.Now()
+	for w := 0; w < o.conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var body bytes.Buffer
+			var lat []time.Duration
+			var events, errs int64
+			var firstErr string
+			next := w * 7
+			for ctx.Err() == nil && reqs.Add(1) <= budget {
+				body.Reset()
+				for i := 0; i < o.batch; i++ {
+					body.Write(lines[next%len(lines)])
+					body.WriteByte('\n')
+					next++
+				}
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body.Bytes()))
+				req.Header.Set("Authorization", "Bearer dev")
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					errs++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat = append(lat, time.Since(t0))
+				if resp.StatusCode != http.StatusOK {
+					errs++
+					if firstErr == "" {
+						firstErr = fmt.Sprintf("%d %s", resp.StatusCode, truncate(string(b), 300))
+					}
+					continue
+				}
+				events += int64(o.batch)
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.events += events
+			res.errors += errs
+			res.requests += int64(len(lat)) + errs
+			if res.firstErr == "" {
+				res.firstErr = firstErr
+			}
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	slices.Sort(res.lat)
+	return res
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func waitReady(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url) //nolint:noctx // loopback poll
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("standalone not ready after %s", d)
+}
+
+// peakRSS reads the process's high-water resident set size (VmHWM).
+func peakRSS(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
