@@ -126,7 +126,7 @@ func TestEnrich(t *testing.T) {
 		t.Errorf("not ready after Start: %v", fails)
 	}
 
-	out := consume(ctx, t, cl, enriched, 4, func(*kgo.Record) bool { return true })
+	out := consume(ctx, t, kcfg, enriched, 4, func(*kgo.Record) bool { return true })
 	wantIDs := map[string]*kgo.Record{"ok-1": in[0], "ok-2": in[1], "ok-3": in[3], "ok-4": in[6]}
 	var gotIDs []string
 	for _, r := range out {
@@ -167,7 +167,7 @@ func TestEnrich(t *testing.T) {
 		t.Errorf("enriched events %v, want %v in order", gotIDs, want)
 	}
 
-	dead := consume(ctx, t, cl, event.DLQTopic, 3, func(r *kgo.Record) bool { return bytes.Equal(r.Key, key) })
+	dead := consume(ctx, t, kcfg, event.DLQTopic, 3, func(r *kgo.Record) bool { return bytes.Equal(r.Key, key) })
 	type wantDead struct {
 		src           *kgo.Record
 		reason, field string
@@ -224,9 +224,9 @@ func newClient(t *testing.T, cfg kafka.Config) *kgo.Client {
 
 // consume reads topic from the start with a fresh client until n records
 // pass keep, and fails the test if they do not arrive before ctx ends.
-func consume(ctx context.Context, t *testing.T, seed *kgo.Client, topic string, n int, keep func(*kgo.Record) bool) []*kgo.Record {
+func consume(ctx context.Context, t *testing.T, kcfg kafka.Config, topic string, n int, keep func(*kgo.Record) bool) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seed.OptValue(kgo.SeedBrokers).([]string)...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

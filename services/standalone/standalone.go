@@ -40,11 +40,11 @@ type Config struct {
 	KafkaSyncWrites bool `yaml:"kafka_sync_writes" env:"KAFKA_SYNC_WRITES"`
 	// RunEnricher and RunSinkFile turn the consumers off, e.g. for the
 	// gateway benchmark, which measures the gateway alone.
-	RunEnricher     bool            `yaml:"run_enricher" env:"RUN_ENRICHER"`
-	RunSinkFile     bool            `yaml:"run_sink_file" env:"RUN_SINK_FILE"`
-	Gateway         gateway.Config  `yaml:"gateway" envPrefix:"GATEWAY_"`
-	Enricher        enricher.Config `yaml:"enricher" envPrefix:"ENRICHER_"`
-	SinkFile        sinkfile.Config `yaml:"sink_file" envPrefix:"SINK_FILE_"`
+	RunEnricher bool            `yaml:"run_enricher" env:"RUN_ENRICHER"`
+	RunSinkFile bool            `yaml:"run_sink_file" env:"RUN_SINK_FILE"`
+	Gateway     gateway.Config  `yaml:"gateway" envPrefix:"GATEWAY_"`
+	Enricher    enricher.Config `yaml:"enricher" envPrefix:"ENRICHER_"`
+	SinkFile    sinkfile.Config `yaml:"sink_file" envPrefix:"SINK_FILE_"`
 }
 
 // Defaults returns a loopback-only development setup.
@@ -140,6 +140,10 @@ func Build(ctx context.Context, cfg *Config, env app.Env) ([]app.Component, erro
 		broker.stop()
 		return nil, err
 	}
+	// Point the services at the address the broker really listens on
+	// (port 0 in tests picks a free one).
+	cfg.KafkaAddr = broker.c.ListenAddrs()[0]
+	cfg.wire()
 	fail := func(err error) ([]app.Component, error) {
 		_ = reg.Stop(context.Background())
 		broker.stop()

@@ -91,6 +91,21 @@ var edxContextJSON = [...]string{"asides", "application", "client"}
 
 const edxTopFieldCount = len(edxTopFields)
 
+// Indexes into edxTopFields.
+const (
+	edxUsername = iota
+	edxEventType
+	edxName
+	edxEventSource
+	edxIP
+	edxAgent
+	edxHost
+	edxReferer
+	edxAcceptLanguage
+	edxPage
+	edxSession
+)
+
 func edxTopIndex(key string) int {
 	for i, k := range edxTopFields {
 		if k == key {
@@ -237,32 +252,29 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 
 	// The envelope's event_type is context.event_type (moved up above) or
 	// else its name, as event-tracking's LegacyFieldMappingProcessor does.
-	const iType, iName = 1, 2
-	if envelope && !r.set[iType] && r.set[iName] {
-		r.val[iType], r.set[iType] = r.val[iName], true
+	if envelope && !r.set[edxEventType] && r.set[edxName] {
+		r.val[edxEventType], r.set[edxEventType] = r.val[edxName], true
 	}
 
 	// username: Meta.Username (a trusted key vouching for the user) wins.
-	const iUser = 0
 	extra := map[string]any{}
-	if mu := in.Meta.Username; mu != "" && r.val[iUser] != mu {
-		if r.set[iUser] {
+	if mu := in.Meta.Username; mu != "" && r.val[edxUsername] != mu {
+		if r.set[edxUsername] {
 			r.quirk("username_overridden")
-			extra["username"] = edxJSONOf(r.topMembers, "username", r.val[iUser])
+			extra["username"] = edxJSONOf(r.topMembers, "username", r.val[edxUsername])
 		} else {
 			r.quirk("username_from_request")
 		}
-		r.val[iUser], r.set[iUser] = mu, true
+		r.val[edxUsername], r.set[edxUsername] = mu, true
 	}
-	if r.set[iUser] && r.val[iUser] == "" {
+	if r.set[edxUsername] && r.val[edxUsername] == "" {
 		r.quirk("username_empty")
 	}
 
 	// agent mojibake.
-	const iAgent = 5
-	if r.set[iAgent] {
-		if fixed, ok := edxRepairMojibake(r.val[iAgent]); ok {
-			r.val[iAgent] = fixed
+	if r.set[edxAgent] {
+		if fixed, ok := edxRepairMojibake(r.val[edxAgent]); ok {
+			r.val[edxAgent] = fixed
 			r.quirk("agent_mojibake")
 		}
 	}
@@ -322,30 +334,29 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	f["extra"] = extra
 
 	// Envelope values.
-	const iSession, iIP = 10, 4
-	out.EventType = r.val[iType]
-	if r.set[iName] && r.val[iName] != "" {
-		out.EventType = r.val[iName]
+	out.EventType = r.val[edxEventType]
+	if r.set[edxName] && r.val[edxName] != "" {
+		out.EventType = r.val[edxName]
 	}
 	if id, ok := v["event_id"].(string); ok {
 		out.EventID = id
 	}
 	switch {
-	case r.val[iUser] != "":
-		out.PartitionKey = r.val[iUser]
-	case r.val[iSession] != "":
-		out.PartitionKey = r.val[iSession]
+	case r.val[edxUsername] != "":
+		out.PartitionKey = r.val[edxUsername]
+	case r.val[edxSession] != "":
+		out.PartitionKey = r.val[edxSession]
 	case r.uid != "":
 		out.PartitionKey = r.uid
-	case r.val[iIP] != "":
-		out.PartitionKey = r.val[iIP]
+	case r.val[edxIP] != "":
+		out.PartitionKey = r.val[edxIP]
 	default:
 		out.PartitionKey = "anonymous"
 	}
-	out.Unknown = out.EventType != "" && !edxKnownType(r.val[iType]) && !edxKnownType(r.val[iName])
+	out.Unknown = out.EventType != "" && !edxKnownType(r.val[edxEventType]) && !edxKnownType(r.val[edxName])
 	if out.Unknown && in.Meta.Strict {
 		field := "event_type"
-		if r.set[iName] && r.val[iName] != "" {
+		if r.set[edxName] && r.val[edxName] != "" {
 			field = "name"
 		}
 		return nil, event.Reject(event.ReasonUnknownType, field, "unknown edX event type %q", out.EventType)
@@ -562,11 +573,9 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 		if edxIsContextTopField(k) && !keep[k] {
 			continue
 		}
-		if envelope && k == "timestamp" {
-			if _, top := v["timestamp"]; !top {
-				if _, isStr := x.(string); isStr {
-					continue // used as the event's time
-				}
+		if envelope && k == "timestamp" && v["timestamp"] == nil {
+			if _, isStr := x.(string); isStr {
+				continue // used as the event's time (fromContextTime)
 			}
 		}
 		extra[k] = edxJSONOf(r.ctxMembers, k, x)

@@ -378,6 +378,9 @@ func TestEdXSampleFiles(t *testing.T) {
 				for _, q := range out.Quirks {
 					quirks[q]++
 				}
+				if out.Unknown {
+					quirks["(unknown type)"]++
+				}
 				// The sliced event text is the decoded event.
 				if kind == "object" || kind == "list" {
 					if !reflect.DeepEqual(edxDecodeAny(t, rec["event_json"].(string)), m["event"]) {
@@ -391,6 +394,7 @@ func TestEdXSampleFiles(t *testing.T) {
 			if err := sc.Err(); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("%d lines, %d JSON objects, %d accepted", got.lines, got.objects, got.accepted)
 			if got != want[name] {
 				t.Errorf("counts (lines, objects, accepted) = %v, want %v", got, want[name])
 			}
@@ -894,5 +898,38 @@ func BenchmarkEdXAdapt(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEdXRawMembers checks the raw-span scanner the adapter slices JSON
+// text with (jsonget.go).
+func TestEdXRawMembers(t *testing.T) {
+	cases := []struct {
+		raw  string
+		ok   bool
+		want map[string]string
+	}{
+		{`{"a":"x\\","b":1}`, true, map[string]string{"a": `"x\\"`, "b": `1`}},
+		{`{"a":"\"","b":[1,"]",{"c":"}"}]}`, true, map[string]string{"a": `"\""`, "b": `[1,"]",{"c":"}"}]`}},
+		{" {\"k\\u0065y\" : {\"x\":\"}\"} ,\n\"n\":-1.5e3}\n", true, map[string]string{"key": `{"x":"}"}`, "n": `-1.5e3`}},
+		{`{"a":1,"a":2}`, true, map[string]string{"a": `2`}},
+		{`{}`, true, map[string]string{"a": ``}},
+		{`[1]`, false, nil},
+		{`{"a":1} x`, false, nil},
+		{`{"a":1`, false, nil},
+		{`{"a":"1}`, false, nil},
+		{`prefix {"a":1}`, false, nil},
+	}
+	for _, tc := range cases {
+		ms, ok := rawMembers([]byte(tc.raw), nil)
+		if ok != tc.ok {
+			t.Errorf("%q: ok = %v", tc.raw, ok)
+			continue
+		}
+		for k, w := range tc.want {
+			if got := string(rawLookup(ms, k)); got != w {
+				t.Errorf("%q: %s = %q, want %q", tc.raw, k, got, w)
+			}
+		}
 	}
 }

@@ -511,16 +511,26 @@ func skipSpace(b []byte, i int) int {
 // b[i] == '"', and whether it contains escapes.
 func scanString(b []byte, i int) (int, bool, bool) {
 	esc := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc, true
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return 0, false, false
 		}
+		q := j + k
+		if !esc && bytes.IndexByte(b[j:q], '\\') >= 0 {
+			esc = true
+		}
+		// The quote is escaped when an odd number of backslashes precede it.
+		n := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, esc, true
+		}
+		j = q + 1
 	}
-	return 0, false, false
 }
 
 // skipValue returns the index just past the JSON value starting at b[i].

@@ -465,26 +465,34 @@ func ParseLogLine(line string) (LogLine, error) {
 	if l.PID, s, err = logNumber(s); err != nil {
 		return l, fmt.Errorf("%w: PID: %v", ErrNotLogLine, err)
 	}
-	if s, ok = strings.CutPrefix(skipBlanks(s), "TID="); !ok {
+	var sep bool
+	if s, sep = cutBlanks(s); !sep {
+		return l, fmt.Errorf("%w: no blank after PID", ErrNotLogLine)
+	}
+	if s, ok = strings.CutPrefix(s, "TID="); !ok {
 		return l, fmt.Errorf("%w: no TID= after PID", ErrNotLogLine)
 	}
 	if l.TID, s, err = logNumber(s); err != nil {
 		return l, fmt.Errorf("%w: TID: %v", ErrNotLogLine, err)
 	}
-	if l.Level, s = logToken(skipBlanks(s)); l.Level == "" {
+	if s, sep = cutBlanks(s); !sep {
+		return l, fmt.Errorf("%w: no blank after TID", ErrNotLogLine)
+	}
+	if l.Level, s = logToken(s); l.Level == "" {
 		return l, fmt.Errorf("%w: no level", ErrNotLogLine)
 	}
+	if s, sep = cutBlanks(s); !sep {
+		return l, fmt.Errorf("%w: no function name", ErrNotLogLine)
+	}
 	var fn string
-	if fn, s = logToken(skipBlanks(s)); fn == "" {
+	if fn, s = logToken(s); fn == "" {
 		return l, fmt.Errorf("%w: no function name", ErrNotLogLine)
 	}
 	// MSVC names a lambda's call operator "operator ()", with a space.
-	if strings.HasSuffix(fn, "operator") && strings.HasPrefix(s, " (") {
-		if end := strings.IndexByte(s, ')'); end > 0 {
-			fn, s = fn+s[:end+1], s[end+1:]
-		}
+	if strings.HasSuffix(fn, "operator") && strings.HasPrefix(s, " ()") {
+		fn, s = fn+" ()", s[3:]
 	}
-	if i := strings.LastIndex(fn, "::"); i >= 0 {
+	if i := strings.LastIndex(fn, "::"); i > 0 && i+2 < len(fn) {
 		l.Component, l.Method = fn[:i], fn[i+2:]
 	} else {
 		l.Method = fn
@@ -521,8 +529,10 @@ func logToken(s string) (string, string) {
 	return s[:i], s[i:]
 }
 
-func skipBlanks(s string) string {
-	return strings.TrimLeft(s, " \t")
+// cutBlanks drops the blanks that must separate two parts of a log line.
+func cutBlanks(s string) (string, bool) {
+	t := strings.TrimLeft(s, " \t")
+	return t, len(t) < len(s)
 }
 
 // SplitLogLines splits a log file's text into entries: a line that does

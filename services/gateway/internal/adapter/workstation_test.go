@@ -171,7 +171,7 @@ func TestParseLogLine(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", `{"version":"1.0.0"}`, "PID=x TID=1 a b", "PID=1 TID= a b", "PID=1 TID=2", "PID=1 TID=2 important", "PID=99999999999999999999 TID=1 a b", "Files\\OperavixAgent\\x.dll' loaded"} {
+	for _, bad := range []string{"", `{"version":"1.0.0"}`, "PID=x TID=1 a b", "PID=1 TID= a b", "PID=1 TID=2", "PID=1 TID=2 important", "PID=0TID=0 A B m", "PID=1 TID=2 important\nmain m", "PID=99999999999999999999 TID=1 a b", "Files\\OperavixAgent\\x.dll' loaded"} {
 		t.Run("bad/"+bad, func(t *testing.T) {
 			if l, err := ParseLogLine(bad); !errors.Is(err, ErrNotLogLine) {
 				t.Errorf("ParseLogLine(%q) = %+v, %v; want ErrNotLogLine", bad, l, err)

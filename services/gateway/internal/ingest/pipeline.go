@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	gojson "github.com/goccy/go-json"
+	"github.com/bytedance/sonic"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -148,11 +149,18 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	if it.depth > p.limits.MaxDepth {
 		return nil, event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", it.depth, p.limits.MaxDepth)
 	}
-	v, rj := decodeObject(it.raw)
+	raw := it.raw
+	if !utf8.Valid(raw) {
+		// Non-UTF-8 bytes (seen in User-Agent strings of older shippers):
+		// read the event as Latin-1 and say so.
+		raw = latin1ToUTF8(raw)
+		it.quirks = append(it.quirks, "latin1_event")
+	}
+	v, rj := decodeObject(raw)
 	if rj != nil {
 		return nil, rj
 	}
-	in := &adapter.Input{Raw: it.raw, Value: v, Meta: *meta}
+	in := &adapter.Input{Raw: raw, Value: v, Meta: *meta}
 	out, rj := adapt(in)
 	if rj != nil {
 		return nil, rj
@@ -183,7 +191,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 		}
 	}
 	if p.keepRaw {
-		env.Raw = it.raw
+		env.Raw = raw
 	}
 	if out.Unknown {
 		p.m.unknown.WithLabelValues(string(req.Family)).Inc()
@@ -211,22 +219,32 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 
 var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
 
-// decodeObject decodes one event, keeping numbers exact (json.Number).
+// jsonAPI decodes events: numbers stay exact (json.Number) and strings are
+// copied out of the request buffer, which is pooled. sonic decodes a
+// KB-sized event in ~5 µs, against ~18 µs for a streaming decoder; see
+// docs/dependencies.md.
+var jsonAPI = sonic.Config{UseNumber: true, CopyString: true, ValidateString: true}.Froze()
+
+// decodeObject decodes one event.
 func decodeObject(raw []byte) (map[string]any, *event.Rejection) {
-	dec := gojson.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
+	if err := jsonAPI.Unmarshal(raw, &v); err != nil {
 		return nil, event.Reject(event.ReasonInvalidJSON, "", "event is not valid JSON: %s", jsonMessage(err))
-	}
-	if dec.More() {
-		return nil, event.Reject(event.ReasonInvalidJSON, "", "event is not valid JSON: data after the value")
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, event.Reject(event.ReasonNotObject, "", "event is a JSON %s, not an object", jsonKind(v))
 	}
 	return m, nil
+}
+
+// latin1ToUTF8 decodes b as ISO 8859-1.
+func latin1ToUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/4)
+	for _, c := range b {
+		out = utf8.AppendRune(out, rune(c))
+	}
+	return out
 }
 
 func jsonMessage(err error) string {
