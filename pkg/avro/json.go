@@ -257,6 +257,11 @@ func appendFloat(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
+	// Plain notation where JavaScript's JSON.stringify would use it, so
+	// epoch seconds read as 1433188255.5, not 1.4331882555e+09.
+	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
+		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 

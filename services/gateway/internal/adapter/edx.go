@@ -25,6 +25,21 @@ import (
 // number, ...), with the member's path, and an object with none of
 // event_type, name, time and timestamp (nothing says it is an edX event).
 //
+// Decisions worth knowing:
+//   - An unparseable time (the EAP Jinja template's "{{ start_date }}T..."
+//     placeholder, an impossible date) does not reject the event: time_raw
+//     keeps the text, time and ClientTime stay null/zero, and the quirk
+//     time_unparseable says so; envelope.received_at still orders it. A
+//     missing or null time is accepted the same way with time_raw "" and
+//     quirk time_absent. A time of another JSON type is rejected.
+//   - Event types are an open set. Unknown is set for a type that is neither
+//     documented (edxKnownTypes) nor an implicit server event ("/..."); such
+//     events are accepted unless Meta.Strict, which rejects them with
+//     unknown_type. A line without any type (minimal lines) is not unknown.
+//   - A number or boolean event, which no edX version emits, is rejected.
+//   - JSON-text fields are sliced from Input.Raw when it is exactly the
+//     decoded object, else re-marshalled (keys then sorted).
+//
 // Quirk names:
 //
 //	envelope_shape          event-tracking envelope mapped to the flat fields
@@ -32,6 +47,8 @@ import (
 //	                        moved up when the top lacks them, dropped when equal,
 //	                        kept in context.extra when different
 //	event_json_string       event was a JSON-encoded string
+//	event_double_encoded    ... whose content was itself JSON text of an
+//	                        object or list (event_json holds the inner text)
 //	event_urlencoded        event was a URL-encoded form (browser problem_check)
 //	event_list              event was a JSON list (browser problem_graded)
 //	event_empty             event was ""
@@ -675,7 +692,11 @@ func (r *edxRun) classifyString(s string, outer bool) (kind, js string) {
 	switch c[0] {
 	case '{', '[':
 		if t, ok := validJSONText(s); ok {
-			r.quirk("event_json_string")
+			if outer {
+				r.quirk("event_json_string")
+			} else {
+				r.quirk("event_double_encoded")
+			}
 			return "json_string", t
 		}
 		if utf8.RuneCountInString(s) == 512 {

@@ -573,7 +573,7 @@ func TestEdXEventKinds(t *testing.T) {
 		{"json string", `{"id": "x", "currentTime": 2.5}`, "json_string", `{"id":"x","currentTime":2.5}`, []string{"event_json_string"}},
 		{"page_close {}", `{}`, "json_string", `{}`, []string{"event_json_string"}},
 		{"json string list", `["a=1","b"]`, "json_string", `["a=1","b"]`, []string{"event_json_string"}},
-		{"double encoded object", `"{\"a\":1}"`, "json_string", `{"a":1}`, []string{"event_json_string", "event_json_string"}},
+		{"double encoded object", `"{\"a\":1}"`, "json_string", `{"a":1}`, []string{"event_json_string", "event_double_encoded"}},
 		{"json string of url form", `"input_1=choice_0&input_2=x"`, "urlencoded", nil, []string{"event_json_string", "event_urlencoded"}},
 		{"json string of empty", `""`, "empty", nil, []string{"event_json_string", "event_empty"}},
 		{"urlencoded", "input_3fc5_2_1%5B%5D=choice_0&input_3fc5_2_1%5B%5D=choice_1", "urlencoded", nil, []string{"event_urlencoded"}},
