@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -56,6 +57,7 @@ type Server struct {
 	log  *zap.Logger
 	e    *echo.Echo
 	srv  *http.Server
+	mu   sync.Mutex // guards ln
 	ln   net.Listener
 	pipe *Pipeline
 	keys *Keys
@@ -122,6 +124,8 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 
 // Addr is the address the server listens on, once started.
 func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ln == nil {
 		return s.opts.Listen
 	}
@@ -137,7 +141,9 @@ func (s *Server) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.opts.Listen, err)
 	}
+	s.mu.Lock()
 	s.ln = ln
+	s.mu.Unlock()
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", zap.Error(err))
@@ -150,7 +156,10 @@ func (s *Server) Start(context.Context) error {
 // Stop stops accepting connections and waits for in-flight requests, each
 // of which is answered truthfully, until ctx ends.
 func (s *Server) Stop(ctx context.Context) error {
-	if s.ln == nil {
+	s.mu.Lock()
+	started := s.ln != nil
+	s.mu.Unlock()
+	if !started {
 		return nil
 	}
 	return s.srv.Shutdown(ctx)
