@@ -29,9 +29,25 @@ test: ## Run every unit and in-process integration test (no external servers)
 	$(GOTEST) -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: test-integration
-test-integration: ## Run the integration suite against the broker in KAFKA_BROKERS
-	@test -n "$$KAFKA_BROKERS" || { echo "KAFKA_BROKERS is not set (try: make kafka-up)"; exit 2; }
-	$(GOTEST) -count=1 -timeout 30m -tags integration $(PKGS)
+test-integration: ## Run the integration suite (TestIntegration*) against the broker in KAFKA_BROKERS
+	@test -n "$$KAFKA_BROKERS" || { echo "KAFKA_BROKERS is not set (try: make kafka-up; eval \"\$$(.ci/kafka.sh env)\")"; exit 2; }
+	.ci/gotest.sh "integration suite against $$KAFKA_BROKERS" -count=1 -timeout 30m -tags integration -run '^TestIntegration' $(PKGS)
+
+.PHONY: kafka-up
+kafka-up: ## Start a real Apache Kafka (KRaft, 127.0.0.1:9092; SASL_SSL on :9093); then eval "$$(.ci/kafka.sh env)"
+	.ci/kafka.sh up --sasl-tls
+
+.PHONY: kafka-up-3
+kafka-up-3: ## Start a 3-node Apache Kafka cluster (RF 3, min ISR 2) on 127.0.0.1:9092,9102,9112
+	.ci/kafka.sh up --brokers 3
+
+.PHONY: kafka-down
+kafka-down: ## Stop the Kafka started by kafka-up or kafka-up-3
+	.ci/kafka.sh down
+
+.PHONY: test-broker-failure
+test-broker-failure: ## Kill Kafka nodes under load through the gateway on a 3-node cluster (about 4 min)
+	.ci/broker-failure.sh
 
 .PHONY: bench
 bench: build ## Load-test the standalone gateway against a raw passthrough baseline (see docs/benchmarks.md)

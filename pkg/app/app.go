@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +36,9 @@ type Failer interface {
 
 // Run starts comps in order, waits for SIGINT/SIGTERM, ctx's end or a
 // component failure, then stops the started components in reverse order,
-// all within timeout. It returns the failure or stop errors, joined.
+// all within timeout. It returns the failure or stop errors, joined. A
+// component whose Stop ignores the timeout is abandoned shortly after it,
+// with the components still to stop, so that Run always returns.
 func Run(ctx context.Context, log *zap.Logger, timeout time.Duration, comps ...Component) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -46,6 +49,8 @@ func Run(ctx context.Context, log *zap.Logger, timeout time.Duration, comps ...C
 func run(ctx context.Context, log *zap.Logger, timeout time.Duration, sigs <-chan os.Signal, exitNow func(), comps ...Component) error {
 	started := make([]Component, 0, len(comps))
 	failed := make(chan error, len(comps))
+	watching := make(chan struct{}) // closed when run returns, ending the Failed watchers
+	defer close(watching)
 	var runErr error
 	for _, c := range comps {
 		if err := c.Start(ctx); err != nil {
@@ -57,8 +62,12 @@ func run(ctx context.Context, log *zap.Logger, timeout time.Duration, sigs <-cha
 		if f, ok := c.(Failer); ok {
 			name := c.Name()
 			go func() {
-				if err, ok := <-f.Failed(); ok && err != nil {
-					failed <- fmt.Errorf("%s: %w", name, err)
+				select {
+				case err, ok := <-f.Failed():
+					if ok && err != nil {
+						failed <- fmt.Errorf("%s: %w", name, err) // buffered for every component
+					}
+				case <-watching:
 				}
 			}()
 		}
@@ -77,10 +86,12 @@ func run(ctx context.Context, log *zap.Logger, timeout time.Duration, sigs <-cha
 	stopCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)
+	var stopping atomic.Value // name of the component in Stop
 	go func() {
 		var errs []error
 		for i := len(started) - 1; i >= 0; i-- {
 			c := started[i]
+			stopping.Store(c.Name())
 			t0 := time.Now()
 			if err := c.Stop(stopCtx); err != nil {
 				errs = append(errs, fmt.Errorf("stopping %s: %w", c.Name(), err))
@@ -89,6 +100,12 @@ func run(ctx context.Context, log *zap.Logger, timeout time.Duration, sigs <-cha
 		}
 		done <- errors.Join(errs...)
 	}()
+	secondSignal := func(s os.Signal) error {
+		log.Warn("second signal, exiting now", zap.String("signal", s.String()))
+		_ = log.Sync()
+		exitNow()
+		return errors.Join(runErr, errors.New("exited on second signal"))
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -98,15 +115,30 @@ func run(ctx context.Context, log *zap.Logger, timeout time.Duration, sigs <-cha
 		}
 		return errors.Join(runErr, err)
 	case s := <-sigs:
-		log.Warn("second signal, exiting now", zap.String("signal", s.String()))
-		_ = log.Sync()
-		exitNow()
-		return errors.Join(runErr, errors.New("exited on second signal"))
+		return secondSignal(s)
 	case <-stopCtx.Done():
-		err := <-done // components return once their deadline passes
+	}
+	// Components should return once their deadline passes: wait a moment for
+	// their errors, but not on one that ignores its context, and leave the
+	// components after it unstopped.
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		log.Error("shutdown exceeded its timeout", zap.Duration("timeout", timeout), zap.Error(err))
 		return errors.Join(runErr, fmt.Errorf("shutdown exceeded %s", timeout), err)
+	case <-grace.C:
+		name, _ := stopping.Load().(string)
+		log.Error("shutdown exceeded its timeout; abandoning a component that ignores it", zap.Duration("timeout", timeout), zap.String("component", name))
+		return errors.Join(runErr, fmt.Errorf("shutdown exceeded %s: %s did not return from Stop", timeout, name))
+	case s := <-sigs:
+		return secondSignal(s)
 	}
 }
+
+// stopGrace is how long Run waits past the stop timeout for components to
+// report, before it returns without them.
+const stopGrace = time.Second
 
 // Func adapts start and stop functions into a Component.
 type Func struct {

@@ -43,8 +43,8 @@ func EnvelopeNative(e *event.Envelope) map[string]any {
 	}
 }
 
-// EnvelopeFromNative reads back the fields of a decoded sluice.Envelope
-// that consumers route and key by.
+// EnvelopeFromNative reads back every field of a decoded sluice.Envelope;
+// it undoes EnvelopeNative. Raw shares the decoded value's bytes.
 func EnvelopeFromNative(m map[string]any) event.Envelope {
 	e := event.Envelope{BatchIndex: -1}
 	e.EventID, _ = m["event_id"].(string)
@@ -60,6 +60,10 @@ func EnvelopeFromNative(m map[string]any) event.Envelope {
 	e.Endpoint, _ = m["endpoint"].(string)
 	e.PartitionKey, _ = m["partition_key"].(string)
 	e.BatchID = UnionString(m["batch_id"])
+	if i, ok := unionBranch(m["batch_index"], "int").(int32); ok {
+		e.BatchIndex = int(i)
+	}
+	e.Raw, _ = unionBranch(m["raw"], "bytes").([]byte)
 	e.GatewayVersion, _ = m["gateway_version"].(string)
 	if q, ok := m["quirks"].([]any); ok {
 		for _, s := range q {
@@ -69,6 +73,15 @@ func EnvelopeFromNative(m map[string]any) event.Envelope {
 		}
 	}
 	return e
+}
+
+// unionBranch returns the named branch of a decoded union value, or v
+// itself when it is not a union map.
+func unionBranch(v any, branch string) any {
+	if m, ok := v.(map[string]any); ok {
+		return m[branch]
+	}
+	return v
 }
 
 // UnionString returns the string branch of a decoded nullable union, or "".

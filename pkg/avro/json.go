@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -199,17 +200,21 @@ func appendJSON(dst []byte, n *node, v any) ([]byte, error) {
 		return append(dst, ']'), nil
 	case "map":
 		m, _ := v.(map[string]any)
+		// Sorted keys, so that one record always renders to the same bytes.
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
 		dst = append(dst, '{')
-		first := true
-		for k, it := range m {
-			if !first {
+		for i, k := range keys {
+			if i > 0 {
 				dst = append(dst, ',')
 			}
-			first = false
 			dst = appendString(dst, k)
 			dst = append(dst, ':')
 			var err error
-			if dst, err = appendJSON(dst, n.items, it); err != nil {
+			if dst, err = appendJSON(dst, n.items, m[k]); err != nil {
 				return nil, err
 			}
 		}
@@ -235,9 +240,9 @@ func appendScalar(dst []byte, v any) ([]byte, error) {
 	case int:
 		return strconv.AppendInt(dst, int64(t), 10), nil
 	case float32:
-		return appendFloat(dst, float64(t)), nil
+		return appendFloat(dst, float64(t), 32), nil
 	case float64:
-		return appendFloat(dst, t), nil
+		return appendFloat(dst, t, 64), nil
 	case time.Time:
 		dst = append(dst, '"')
 		dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
@@ -253,16 +258,18 @@ func appendScalar(dst []byte, v any) ([]byte, error) {
 	return nil, fmt.Errorf("unsupported native value %T", v)
 }
 
-func appendFloat(dst []byte, f float64) []byte {
+// appendFloat appends f in the shortest form that reads back as the same
+// float of bitSize bits, so a float32 0.1 is 0.1, not 0.10000000149011612.
+func appendFloat(dst []byte, f float64, bitSize int) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "null"...)
 	}
 	// Plain notation where JavaScript's JSON.stringify would use it, so
 	// epoch seconds read as 1433188255.5, not 1.4331882555e+09.
 	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
-		return strconv.AppendFloat(dst, f, 'f', -1, 64)
+		return strconv.AppendFloat(dst, f, 'f', -1, bitSize)
 	}
-	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+	return strconv.AppendFloat(dst, f, 'g', -1, bitSize)
 }
 
 const hexDigits = "0123456789abcdef"

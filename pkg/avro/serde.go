@@ -175,7 +175,7 @@ func (s *Serde) Codec(ctx context.Context, id int) (*Codec, error) {
 	}
 	sch, err := s.reg.SchemaByID(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("fetching schema id %d: %w", id, err)
+		return nil, fmt.Errorf("fetching schema id %d: %w", id, registryError{err})
 	}
 	c, err = NewCodec(sch.Schema)
 	if err != nil {

@@ -111,7 +111,8 @@ type Problems struct{ errs []error }
 // Addf records a problem.
 func (p *Problems) Addf(format string, a ...any) { p.errs = append(p.errs, fmt.Errorf(format, a...)) }
 
-// Add records err, if not nil, under prefix.
+// Add records err, if not nil, under prefix: each error of a join (or of
+// an *Error), at any depth, becomes its own problem named prefix.<problem>.
 func (p *Problems) Add(prefix string, err error) {
 	if err == nil {
 		return
@@ -119,13 +120,13 @@ func (p *Problems) Add(prefix string, err error) {
 	var ce *Error
 	if errors.As(err, &ce) {
 		for _, e := range ce.Errs {
-			p.errs = append(p.errs, fmt.Errorf("%s.%w", prefix, e))
+			p.Add(prefix, e) // an element may itself be a join
 		}
 		return
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range j.Unwrap() {
-			p.errs = append(p.errs, fmt.Errorf("%s.%w", prefix, e))
+			p.Add(prefix, e)
 		}
 		return
 	}

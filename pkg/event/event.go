@@ -116,7 +116,8 @@ const (
 	ReasonTooManyEvents   = "too_many_events"
 )
 
-// Reject builds a Rejection for the event at index i.
+// Reject builds a Rejection with Index 0; the caller sets Index to the
+// event's position in its request.
 func Reject(code, field, format string, a ...any) *Rejection {
 	return &Rejection{Code: code, Field: field, Message: fmt.Sprintf(format, a...)}
 }

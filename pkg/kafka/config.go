@@ -95,6 +95,9 @@ func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		p.Addf("brokers: at least one broker is required")
 	}
+	if len(c.ClientID) > 256 {
+		p.Addf("client_id: %d bytes is above 256", len(c.ClientID))
+	}
 	if c.Linger < 0 || c.Linger > time.Second {
 		p.Addf("linger: %s is outside 0..1s", c.Linger)
 	}
@@ -107,8 +110,10 @@ func (c Config) Validate() error {
 	if c.DeliveryTimeout < time.Second {
 		p.Addf("delivery_timeout: %s is below 1s", c.DeliveryTimeout)
 	}
-	if c.MaxMessageBytes < 1024 {
-		p.Addf("max_message_bytes: %d is below 1024", c.MaxMessageBytes)
+	// franz-go refuses a batch larger than what it writes to a broker at
+	// once (BrokerMaxWriteBytes, 100 MiB by default).
+	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > 100<<20 {
+		p.Addf("max_message_bytes: %d is outside 1024..%d", c.MaxMessageBytes, 100<<20)
 	}
 	if c.Partitions < 1 {
 		p.Addf("partitions: must be at least 1")
@@ -116,8 +121,14 @@ func (c Config) Validate() error {
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		p.Addf("replication_factor: must be -1 (broker default) or at least 1")
 	}
+	if c.SessionTimeout < 100*time.Millisecond {
+		p.Addf("session_timeout: %s is below 100ms", c.SessionTimeout)
+	}
 	if c.HeartbeatInterval <= 0 || c.SessionTimeout <= c.HeartbeatInterval {
 		p.Addf("heartbeat_interval: must be positive and below session_timeout")
+	}
+	if c.RebalanceTimeout < 100*time.Millisecond {
+		p.Addf("rebalance_timeout: %s is below 100ms", c.RebalanceTimeout)
 	}
 	switch c.SASL.Mechanism {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":

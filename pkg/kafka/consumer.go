@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
 )
@@ -35,6 +37,16 @@ type GroupConfig struct {
 	MaxPollRecords int
 	// ReadCommitted makes the consumer skip aborted transactional records.
 	ReadCommitted bool
+	// ManualCommit leaves committing to the handler's owner, through
+	// CommitOffsets: the consumer never commits by itself. It is for sinks
+	// whose records become durable after Handle returns (a file renamed at
+	// rotation, a HEC batch acknowledged by the indexers).
+	ManualCommit bool
+	// Tick, when positive, also calls the handler with no records whenever
+	// a poll finds none for this long, so time-based work (rotating files
+	// by age, probing a full disk) runs in the handler's goroutine,
+	// serialised with batches and with the partition callbacks.
+	Tick time.Duration
 }
 
 // Consumer runs a group consumer that commits offsets only after its
@@ -45,6 +57,8 @@ type Consumer struct {
 	h       Handler
 	log     *zap.Logger
 	maxPoll int
+	manual  bool          // GroupConfig.ManualCommit
+	tick    time.Duration // GroupConfig.Tick
 
 	cancel     context.CancelFunc // stops polling and retrying
 	cancelWork context.CancelFunc // aborts the batch in hand (stop deadline passed)
@@ -82,7 +96,8 @@ func NewConsumer(cfg Config, gc GroupConfig, h Handler, log *zap.Logger, extra .
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka consumer: %w", err)
 	}
-	return &Consumer{cl: cl, h: h, log: log, maxPoll: gc.MaxPollRecords, failed: make(chan error, 1)}, nil
+	return &Consumer{cl: cl, h: h, log: log, maxPoll: gc.MaxPollRecords, manual: gc.ManualCommit, tick: gc.Tick,
+		failed: make(chan error, 1)}, nil
 }
 
 // Client returns the underlying franz-go client.
@@ -109,16 +124,24 @@ func (c *Consumer) Start(context.Context) error {
 func (c *Consumer) run(ctx, work context.Context) {
 	defer close(c.done)
 	for {
-		fs := c.cl.PollRecords(ctx, c.maxPoll)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.tick > 0 {
+			pctx, cancel = context.WithTimeout(ctx, c.tick)
+		}
+		fs := c.cl.PollRecords(pctx, c.maxPoll)
+		cancel()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			c.cl.AllowRebalance()
 			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
+			if c.tick > 0 && errors.Is(err, context.DeadlineExceeded) {
+				return // the tick's own poll deadline
+			}
 			c.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
 		})
 		recs := fs.Records()
-		if len(recs) > 0 {
+		if len(recs) > 0 || c.tick > 0 {
 			if err := c.handle(ctx, work, recs); err != nil {
 				c.cl.AllowRebalance()
 				return // ctx cancelled mid-retry: nothing committed past what was handled
@@ -147,6 +170,9 @@ func (c *Consumer) handle(ctx, work context.Context, recs []*kgo.Record) error {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+	if c.manual {
+		return nil
+	}
 	// Commit with a context that survives shutdown's cancel, so what was
 	// handled is committed even while stopping.
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -164,6 +190,31 @@ func (c *Consumer) handle(ctx, work context.Context, recs []*kgo.Record) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// CommitOffsets synchronously commits offsets (per topic and partition, the
+// next offset to consume), as a ManualCommit consumer's owner does. It
+// returns the request's error or the first partition's error. It is safe to
+// call from a partition callback and concurrently with polling.
+func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	var rerr error
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && rerr == nil {
+					rerr = fmt.Errorf("committing %s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	return rerr
 }
 
 // Stop stops polling, lets the batch in hand finish and commit, and leaves

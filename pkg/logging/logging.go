@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -18,15 +19,16 @@ type Config struct {
 // Defaults returns info-level JSON logging.
 func Defaults() Config { return Config{Level: "info", Format: "json"} }
 
-// Validate checks level and format.
+// Validate checks level and format and reports both problems.
 func (c Config) Validate() error {
+	var errs []error
 	if _, err := zapcore.ParseLevel(c.Level); err != nil {
-		return fmt.Errorf("level: %w", err)
+		errs = append(errs, fmt.Errorf("level: %w", err))
 	}
 	if c.Format != "json" && c.Format != "console" {
-		return fmt.Errorf("format: %q is neither json nor console", c.Format)
+		errs = append(errs, fmt.Errorf("format: %q is neither json nor console", c.Format))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // New builds a logger for the named service.

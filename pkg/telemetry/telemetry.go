@@ -101,7 +101,7 @@ func NewAdmin(addr string, reg *prometheus.Registry, ready *Readiness, log *zap.
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second,
+			WriteTimeout:      2 * time.Minute, // above pprof's default 30 s profile, which it refuses otherwise
 			IdleTimeout:       60 * time.Second,
 		},
 	}

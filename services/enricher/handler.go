@@ -4,128 +4,171 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
-	"github.com/sluicehq/sluice/pkg/kafka"
 	"github.com/sluicehq/sluice/pkg/pipeline"
+	"github.com/sluicehq/sluice/schemas"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
 )
 
-// handler enriches the records of one poll. It implements kafka.Handler:
-// it returns nil only when every record is either produced to its enriched
-// topic and acknowledged, or acknowledged on the dead-letter topic.
+// handler turns the raw records of one poll into enriched records and dead
+// letters. It produces nothing itself: the transaction loop produces its
+// output, with the state changes, in one transaction.
 type handler struct {
 	serde    *avro.Serde
 	proc     enrich.Processor
-	producer *kafka.Producer
-	dlq      *pipeline.DLQ
+	dlq      *pipeline.DLQ // builds dead-letter records; produced by the loop
 	version  string
 	instance string
-	now      func() time.Time
 	metrics  *metrics
 	log      *zap.Logger
+	// maxRecordBytes is the largest enriched record produced; larger ones
+	// are dead-lettered (event_too_large) before they could fail, and so
+	// abort, a whole transaction.
+	maxRecordBytes int
+	// enrichment encodes a sluice.Enrichment record alone: an unmodified
+	// raw record whose schema is the enriched subject's is copied and the
+	// enrichment appended, instead of re-encoding the whole record.
+	enrichment *goavro.Codec
+	// tooLarge holds raw records whose enriched record the broker refused
+	// as too large; their retry dead-letters them.
+	tooLarge map[recordID]bool
 }
 
-var _ kafka.Handler = (*handler)(nil)
+type recordID struct {
+	topic     string
+	partition int32
+	offset    int64
+}
 
-// Handle implements kafka.Handler.
-func (h *handler) Handle(ctx context.Context, recs []*kgo.Record) error {
-	t0 := time.Now()
-	defer func() { h.metrics.handleSeconds.Observe(time.Since(t0).Seconds()) }()
+// output is what one poll's records became.
+type output struct {
+	records  []*kgo.Record // enriched, in raw order; Partition is the raw partition
+	families []event.Family
+	sources  []*kgo.Record // sources[i] is the raw record of records[i]
+	dead     []*pipeline.DeadLetter
+}
 
-	out := make([]*kgo.Record, 0, len(recs))
-	src := make([]*kgo.Record, 0, len(recs)) // src[i] is the raw record of out[i]
-	var dead []*pipeline.DeadLetter
+func newEnrichmentCodec() (*goavro.Codec, error) {
+	text, err := schemas.Latest("enrichment")
+	if err != nil {
+		return nil, err
+	}
+	c, err := goavro.NewCodec(text)
+	if err != nil {
+		return nil, fmt.Errorf("compiling the enrichment schema: %w", err)
+	}
+	return c, nil
+}
+
+// transform enriches recs. A transient error means the whole batch must be
+// retried; a record that can never be enriched becomes a dead letter.
+func (h *handler) transform(ctx context.Context, recs []*kgo.Record, now time.Time) (*output, error) {
+	out := &output{
+		records:  make([]*kgo.Record, 0, len(recs)),
+		families: make([]event.Family, 0, len(recs)),
+		sources:  make([]*kgo.Record, 0, len(recs)),
+	}
 	for _, r := range recs {
-		o, err := h.enrich(ctx, r)
+		o, fam, err := h.enrich(ctx, r, now)
 		switch {
 		case err == nil:
-			out = append(out, o)
-			src = append(src, r)
+			out.records = append(out.records, o)
+			out.families = append(out.families, fam)
+			out.sources = append(out.sources, r)
 		case pipeline.IsPermanent(err):
-			dead = append(dead, deadLetter(r, event.ReasonEnrichFailed, err))
+			out.dead = append(out.dead, deadLetter(r, event.ReasonEnrichFailed, err))
 		default:
-			return err
+			return nil, err
 		}
 	}
-
-	errs := h.producer.ProduceAll(ctx, out)
-	var retry []error
-	for i, o := range out {
-		switch err := errAt(errs, i); {
-		case err == nil:
-			fam, _ := event.FamilyOfTopic(o.Topic)
-			h.metrics.enriched.WithLabelValues(string(fam)).Inc()
-		case errors.Is(err, kerr.MessageTooLarge):
-			// The enrichment made the record too large to produce; no
-			// retry can fix that.
-			dead = append(dead, deadLetter(src[i], event.ReasonEventTooLarge, err))
-		default:
-			retry = append(retry, err)
-		}
-	}
-	if len(retry) > 0 {
-		return fmt.Errorf("producing %d of %d enriched records: %w", len(retry), len(out), retry[0])
-	}
-	if err := h.dlq.Send(ctx, dead); err != nil {
-		return fmt.Errorf("sending dead letters: %w", err)
-	}
-	if len(dead) > 0 {
-		d := dead[0]
-		h.log.Warn("events dead-lettered", zap.Int("count", len(dead)), zap.String("first_topic", d.Topic),
-			zap.Int32("first_partition", d.Partition), zap.Int64("first_offset", d.Offset),
-			zap.String("first_reason", d.Reason), zap.String("first_message", d.Message))
-	}
-	return nil
+	return out, nil
 }
 
 // enrich turns one raw record into its enriched record. A Permanent error
 // means the record goes to the dead-letter topic; any other error is
 // transient.
-func (h *handler) enrich(ctx context.Context, r *kgo.Record) (*kgo.Record, error) {
+func (h *handler) enrich(ctx context.Context, r *kgo.Record, now time.Time) (*kgo.Record, event.Family, error) {
 	fam, ok := event.FamilyOfTopic(r.Topic)
 	if !ok {
-		return nil, pipeline.Permanent(event.Reject(event.ReasonEnrichFailed, "", "topic %s is not a family's raw topic", r.Topic))
+		return nil, "", pipeline.Permanent(event.Reject(event.ReasonEnrichFailed, "", "topic %s is not a family's raw topic", r.Topic))
 	}
-	native, _, err := h.serde.Decode(ctx, r.Value)
+	if h.tooLarge[recordID{r.Topic, r.Partition, r.Offset}] {
+		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonEventTooLarge, "", "the broker refused the enriched record as too large"))
+	}
+	native, codec, err := h.serde.Decode(ctx, r.Value)
 	if err != nil {
-		if transientDecodeError(err) {
-			return nil, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		if avro.IsTransient(err) {
+			return nil, fam, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
-		return nil, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "%v", err))
+		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "%v", err))
 	}
 	rec, ok := native.(map[string]any)
 	if !ok {
-		return nil, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "value is a %T, not a record", native))
+		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "value is a %T, not a record", native))
 	}
-	enrich.Stamp(rec, enrich.Provenance{
-		EnrichedAt: h.now(),
+	rawEnrichmentNull := rec["enrichment"] == nil
+	e := &enrich.Event{Family: fam, Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Now: now, Native: rec}
+	enrich.Stamp(e, enrich.Provenance{
+		EnrichedAt: now,
 		Version:    h.version,
 		Instance:   h.instance,
 		Topic:      r.Topic,
 		Partition:  r.Partition,
 		Offset:     r.Offset,
 	})
-	rec, err = h.proc.Process(ctx, fam, rec)
-	if err != nil {
-		return nil, fmt.Errorf("enriching: %w", err)
+	if err := h.proc.Process(ctx, e); err != nil {
+		return nil, fam, fmt.Errorf("enriching: %w", err)
 	}
 	topic := event.EnrichedTopic(fam)
-	value, err := h.serde.Encode(avro.ValueSubject(topic), rec)
+	enc, err := h.serde.Subject(avro.ValueSubject(topic))
 	if err != nil {
-		// The subjects were checked in New, so this is the record.
-		return nil, pipeline.Permanent(fmt.Errorf("encoding enriched record: %w", err))
+		return nil, fam, pipeline.Permanent(err)
 	}
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: value, Headers: r.Headers}, nil
+	var value []byte
+	if !e.Modified && rawEnrichmentNull && codec.ID == enc.ID && h.enrichment != nil {
+		value, err = h.appendEnrichment(enc.ID, r.Value, e.Out)
+		if err != nil {
+			return nil, fam, pipeline.Permanent(fmt.Errorf("encoding enrichment: %w", err))
+		}
+	} else {
+		value, err = enc.Encode(nil, e.Native)
+		if err != nil {
+			return nil, fam, pipeline.Permanent(fmt.Errorf("encoding enriched record: %w", err))
+		}
+	}
+	size := len(value) + len(r.Key)
+	for _, hd := range r.Headers {
+		size += len(hd.Key) + len(hd.Value)
+	}
+	if h.maxRecordBytes > 0 && size > h.maxRecordBytes {
+		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonEventTooLarge, "",
+			"enriched record of %d bytes exceeds the %d-byte limit", size, h.maxRecordBytes))
+	}
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: value, Headers: r.Headers, Partition: r.Partition}, fam, nil
+}
+
+// appendEnrichment builds the enriched value from the raw one: the raw
+// record's schema is the enriched subject's and its enrichment (the last
+// field) is null, a single 0x00 byte, so the enriched record is the raw
+// body without that byte, the union branch 1 (0x02) and the enrichment.
+func (h *handler) appendEnrichment(id int, raw []byte, enr map[string]any) ([]byte, error) {
+	_, body, err := avro.SplitWire(raw)
+	if err != nil || len(body) == 0 || body[len(body)-1] != 0 {
+		return nil, errors.New("raw record does not end with a null enrichment")
+	}
+	out := make([]byte, 0, len(raw)+512)
+	out = append(out, 0, byte(id>>24), byte(id>>16), byte(id>>8), byte(id))
+	out = append(out, body[:len(body)-1]...)
+	out = append(out, 2)
+	return h.enrichment.BinaryFromNative(out, enr)
 }
 
 // deadLetter describes r for the dead-letter topic. The reason is the code
@@ -150,59 +193,72 @@ func deadLetter(r *kgo.Record, fallback string, err error) *pipeline.DeadLetter 
 	return d
 }
 
-func errAt(errs []error, i int) error {
-	if errs == nil {
-		return nil
-	}
-	return errs[i]
-}
-
-// transientDecodeError reports whether a Serde.Decode error may pass on a
-// retry: the registry could not be reached or answered with a server error
-// while the schema of an unseen id was fetched. Everything else (not the
-// wire format, unknown id, bytes that do not match the schema) is the
-// record's fault.
-func transientDecodeError(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return true
-	}
-	var re *sr.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode >= 500 || re.StatusCode == 429
-	}
-	return false
-}
-
-// metrics are the enricher's own; dead letters are counted by
-// pipeline.DLQ in sluice_dlq_records_total{stage="enricher",family,reason}.
+// metrics are the enricher's own; dead letters are counted in the shared
+// sluice_dlq_records_total{stage="enricher",family,reason} once their
+// transaction commits.
 type metrics struct {
 	enriched      *prometheus.CounterVec
 	handleSeconds prometheus.Histogram
+	transactions  *prometheus.CounterVec
+	restoreSecs   prometheus.Histogram
+	stateKeys     prometheus.Gauge
+	stateEvicted  *prometheus.CounterVec
+	dlq           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		enriched: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_enricher_events_total",
-			Help: "Events enriched and acknowledged on their enriched topic, by family.",
+			Help: "Events enriched and committed to their enriched topic, by family.",
 		}, []string{"family"}),
 		handleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_enricher_handle_seconds",
-			Help:    "Time to handle one polled batch: decode, enrich, produce and wait for the acks.",
+			Help:    "Time to handle one polled batch: restore, decode, enrich, encode, produce and end the transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms .. 16s
 		}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_enricher_transactions_total",
+			Help: "Transactions ended, by outcome (committed, aborted).",
+		}, []string{"outcome"}),
+		restoreSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_enricher_state_restore_seconds",
+			Help:    "Time to restore the state of newly assigned partitions from the changelog.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 7), // 10ms .. 41s
+		}),
+		stateKeys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_enricher_state_keys",
+			Help: "Entries of keyed state held by this instance.",
+		}),
+		stateEvicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_enricher_state_evicted_total",
+			Help: "State entries evicted, by bound (age, count).",
+		}, []string{"bound"}),
 	}
 	for _, f := range event.Families {
 		m.enriched.WithLabelValues(string(f)) // export zeros, not gaps
 	}
-	for _, c := range []prometheus.Collector{m.enriched, m.handleSeconds} {
+	for _, o := range []string{"committed", "aborted"} {
+		m.transactions.WithLabelValues(o)
+	}
+	for _, c := range []prometheus.Collector{m.enriched, m.handleSeconds, m.transactions, m.restoreSecs, m.stateKeys, m.stateEvicted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering enricher metrics: %w", err)
 		}
 	}
+	// The dead-letter counter is shared with pipeline.DLQ, which registers
+	// it; this is the same collector.
+	dlq := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_dlq_records_total",
+		Help: "Inputs written to the dead-letter topic, by stage, family and reason.",
+	}, []string{"stage", "family", "reason"})
+	if err := reg.Register(dlq); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, err
+		}
+		dlq = are.ExistingCollector.(*prometheus.CounterVec)
+	}
+	m.dlq = dlq
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/sluicehq/sluice/pkg/app"
@@ -19,6 +20,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/telemetry"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
+	"github.com/sluicehq/sluice/services/enricher/internal/geo"
+	"github.com/sluicehq/sluice/services/enricher/internal/state"
 )
 
 // Version is stamped on every enriched event (enricher_version) and on its
@@ -37,21 +40,23 @@ type Deps struct {
 	Serde   *avro.Serde           // required, with every Sluice schema registered
 }
 
-// Service is the enricher: a group consumer over every raw topic whose
-// handler decodes, enriches, produces to the enriched topic and waits for the
-// acks, so that offsets are committed only for events that are enriched or
-// dead-lettered.
-//
-// Delivery is at least once: a crash or a retried batch produces some events
-// again. Exactly-once (consume-transform-produce in Kafka transactions) is a
-// later step.
+// Service is the enricher: a consumer group over every raw topic that
+// enriches each poll's records and produces them to the enriched topics in
+// one Kafka transaction with its dead letters, its state changes and its
+// consumed offsets (exactly once from raw to enriched; see transact.go).
 type Service struct {
 	cfg      Config
 	log      *zap.Logger
-	producer *kafka.Producer
 	handler  *handler
+	store    *state.Store
+	geo      *geo.DB
+	instance string
 
-	consumer *kafka.Consumer // set by Start
+	loop     *loop
+	cancel   context.CancelFunc // stops polling
+	stopWork context.CancelFunc // aborts the batch in hand (stop deadline passed)
+	done     chan struct{}
+	failed   chan error
 	running  atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -62,12 +67,14 @@ var (
 	_ app.Failer    = (*Service)(nil)
 )
 
-// New builds the enricher. It connects nothing until Start.
+// New builds the enricher: it opens the geo databases and checks the
+// privacy policies against the schemas. It connects nothing until Start.
 func New(cfg Config, deps Deps) (*Service, error) {
-	return newService(cfg, deps, enrich.Chain{})
+	return newService(cfg, deps, nil)
 }
 
-// newService builds the enricher around proc, the test seam.
+// newService builds the enricher; a non-nil proc replaces the enrichment
+// chain (the test seam).
 func newService(cfg Config, deps Deps, proc enrich.Processor) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -101,29 +108,47 @@ func newService(cfg Config, deps Deps, proc enrich.Processor) (*Service, error) 
 		}
 		instance = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	producer, err := kafka.NewProducer(cfg.Kafka, log)
+	db, err := geo.Open(cfg.GeoIP.City, cfg.GeoIP.ASN, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("enricher: %w", err)
 	}
-	dlq, err := pipeline.NewDLQ(deps.Serde, producer, Version, reg)
+	store := state.New(cfg.State.MaxKeys, cfg.State.MaxAge)
+	if proc == nil {
+		chain, err := newChain(cfg, db, store)
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		proc = chain
+	}
+	dlq, err := pipeline.NewDLQ(deps.Serde, nil, Version, reg) // builds records; the loop produces them
 	if err != nil {
-		_ = producer.Close(context.Background())
+		_ = db.Close()
 		return nil, fmt.Errorf("building dead-letter writer: %w", err)
+	}
+	enc, err := newEnrichmentCodec()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	s := &Service{
 		cfg:      cfg,
 		log:      log,
-		producer: producer,
+		store:    store,
+		geo:      db,
+		instance: instance,
+		failed:   make(chan error, 1),
 		handler: &handler{
-			serde:    deps.Serde,
-			proc:     proc,
-			producer: producer,
-			dlq:      dlq,
-			version:  Version,
-			instance: instance,
-			now:      time.Now,
-			metrics:  m,
-			log:      log,
+			serde:          deps.Serde,
+			proc:           proc,
+			dlq:            dlq,
+			version:        Version,
+			instance:       instance,
+			metrics:        m,
+			log:            log,
+			maxRecordBytes: int(cfg.Kafka.MaxMessageBytes) - 512, // room for the batch and record overhead
+			enrichment:     enc,
+			tooLarge:       map[recordID]bool{},
 		},
 	}
 	if deps.Ready != nil {
@@ -140,61 +165,103 @@ func newService(cfg Config, deps Deps, proc enrich.Processor) (*Service, error) 
 // Name implements app.Component.
 func (s *Service) Name() string { return Stage }
 
+// Topics returns the topics the enricher reads and writes, and its
+// changelog topics (compacted).
+func (c Config) Topics() (plain, changelogs []string) {
+	plain = []string{event.DLQTopic}
+	for _, f := range event.Families {
+		plain = append(plain, event.RawTopic(f), event.EnrichedTopic(f))
+		if stateful(f) {
+			changelogs = append(changelogs, c.changelogTopic(f))
+		}
+	}
+	return plain, changelogs
+}
+
 // Start creates the topics it reads and writes (when kafka.create_topics is
 // set), joins the consumer group and begins enriching in the background.
 func (s *Service) Start(ctx context.Context) error {
-	raw := make([]string, len(event.Families))
-	all := []string{event.DLQTopic}
-	for i, f := range event.Families {
-		raw[i] = event.RawTopic(f)
-		all = append(all, event.RawTopic(f), event.EnrichedTopic(f))
-	}
+	plain, changelogs := s.cfg.Topics()
 	if s.cfg.Kafka.CreateTopics {
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := kafka.EnsureTopics(tctx, s.cfg.Kafka, nil, all...)
+		err := kafka.EnsureTopics(tctx, s.cfg.Kafka, nil, plain...)
+		if err == nil {
+			compact := "compact"
+			err = kafka.EnsureTopics(tctx, s.cfg.Kafka, map[string]*string{"cleanup.policy": &compact}, changelogs...)
+		}
 		cancel()
 		if err != nil {
 			return err
 		}
 	}
+	raw := make([]string, len(event.Families))
+	for i, f := range event.Families {
+		raw[i] = event.RawTopic(f)
+	}
+	l := &loop{
+		cfg:      s.cfg,
+		h:        s.handler,
+		store:    s.store,
+		log:      s.log,
+		owned:    map[state.TP]bool{},
+		dropped:  map[state.TP]bool{},
+		restored: map[state.TP]bool{},
+	}
 	// Created here rather than in New: a franz-go group client joins its
 	// group as soon as it exists.
-	c, err := kafka.NewConsumer(s.cfg.Kafka, kafka.GroupConfig{
-		Group:          s.cfg.Group,
-		Topics:         raw,
-		MaxPollRecords: s.cfg.MaxPollRecords,
-	}, s.handler, s.log)
+	sess, err := kafka.NewTransactSession(s.cfg.Kafka, kafka.GroupConfig{Group: s.cfg.Group, Topics: raw},
+		s.cfg.TransactionalID+"-"+s.instance, s.cfg.TransactionTimeout, s.log,
+		kgo.RecordPartitioner(partitioner()),
+		kgo.OnPartitionsAssigned(l.onAssigned),
+		kgo.OnPartitionsRevoked(l.onRevoked),
+		kgo.OnPartitionsLost(l.onRevoked),
+	)
 	if err != nil {
 		return err
 	}
-	s.consumer = c
-	if err := c.Start(ctx); err != nil {
-		return err
-	}
+	l.sess = sess
+	s.loop = l
+	pollCtx, cancel := context.WithCancel(context.Background())
+	work, stopWork := context.WithCancel(context.Background())
+	s.cancel, s.stopWork = cancel, stopWork
+	s.done = make(chan struct{})
+	go s.geo.Watch(pollCtx, s.cfg.GeoIP.ReloadInterval)
+	go func() {
+		defer close(s.done)
+		if err := l.run(pollCtx, work); err != nil {
+			s.log.Error("enricher stopped", zap.Error(err))
+			s.failed <- err
+		}
+	}()
 	s.running.Store(true)
-	s.log.Info("enriching", zap.String("group", s.cfg.Group), zap.String("instance", s.handler.instance))
+	s.log.Info("enriching", zap.String("group", s.cfg.Group), zap.String("instance", s.instance),
+		zap.Bool("geo", s.geo.Enabled()), zap.Bool("asn", s.geo.HasASN()))
 	return nil
 }
 
-// Failed implements app.Failer; it is valid after Start.
-func (s *Service) Failed() <-chan error {
-	if s.consumer == nil {
-		return nil
-	}
-	return s.consumer.Failed()
-}
+// Failed implements app.Failer.
+func (s *Service) Failed() <-chan error { return s.failed }
 
-// Stop stops polling, lets the batch in hand finish and commit, leaves the
-// group and flushes the producer, all by ctx's deadline. It is safe to call
+// Stop stops polling, lets the transaction in hand finish, leaves the group
+// and closes the geo databases, all by ctx's deadline. It is safe to call
 // more than once and without Start.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.running.Store(false)
 		var errs []error
-		if s.consumer != nil {
-			errs = append(errs, s.consumer.Stop(ctx))
+		if s.cancel != nil {
+			s.cancel()
+			select {
+			case <-s.done:
+			case <-ctx.Done():
+				s.stopWork()
+				<-s.done
+				errs = append(errs, fmt.Errorf("enricher did not stop in time: %w", ctx.Err()))
+			}
+			s.stopWork()
+			s.loop.sess.Close()
 		}
-		errs = append(errs, s.producer.Close(ctx))
+		errs = append(errs, s.geo.Close())
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr

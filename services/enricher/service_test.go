@@ -89,17 +89,18 @@ func TestEnrich(t *testing.T) {
 
 	// The processor seam: break one record so that it cannot be encoded and
 	// reject another outright.
-	proc := enrich.ProcessorFunc(func(_ context.Context, f event.Family, rec map[string]any) (map[string]any, error) {
-		if f != event.Clicks {
-			return nil, fmt.Errorf("family %s", f)
+	proc := enrich.ProcessorFunc(func(_ context.Context, e *enrich.Event) error {
+		if e.Family != event.Clicks {
+			return fmt.Errorf("family %s", e.Family)
 		}
-		switch eventID(rec) {
+		switch eventID(e.Native) {
 		case "bad-encode":
-			rec["type"] = 42
+			e.Native["type"] = 42
+			e.Modified = true
 		case "rejected":
-			return nil, pipeline.Permanent(event.Reject("test_reason", "type", "rejected by test"))
+			return pipeline.Permanent(event.Reject("test_reason", "type", "rejected by test"))
 		}
-		return rec, nil
+		return nil
 	})
 	cfg := Defaults()
 	cfg.Kafka = kcfg
@@ -222,12 +223,14 @@ func newClient(t *testing.T, cfg kafka.Config) *kgo.Client {
 	return cl
 }
 
-// consume reads topic from the start with a fresh client until n records
+// consume reads topic from the start, committed records only, with a fresh
+// client until n records
 // pass keep, and fails the test if they do not arrive before ctx ends.
 func consume(ctx context.Context, t *testing.T, kcfg kafka.Config, topic string, n int, keep func(*kgo.Record) bool) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...),
-		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/pipeline"
 	"github.com/sluicehq/sluice/pkg/telemetry"
 	"github.com/sluicehq/sluice/services/gateway/internal/ingest"
+	"github.com/sluicehq/sluice/services/gateway/internal/native"
+	"github.com/sluicehq/sluice/services/gateway/internal/web"
 )
 
 // Version is the gateway version stamped on every event; set at build time
@@ -31,6 +33,18 @@ type Source = ingest.Source
 
 // DevKey is the development key the standalone mode enables on loopback.
 const DevKey = "dev"
+
+// The native endpoints' configuration sections (see package native).
+type (
+	EdXConfig           = native.EdXConfig
+	CrowdFrameConfig    = native.CrowdFrameConfig
+	WeaklayerConfig     = native.WeaklayerConfig
+	WeaklayerInstallKey = native.WeaklayerInstallKey
+	WorkstationConfig   = native.WorkstationConfig
+	ClicksConfig        = native.ClicksConfig
+	HECConfig           = native.HECConfig
+	HECToken            = native.HECToken
+)
 
 // Config is the gateway's configuration.
 type Config struct {
@@ -51,6 +65,31 @@ type Config struct {
 	// BenchPassthrough mounts the benchmark baseline route
 	// (POST /bench/passthrough). For `make bench` only.
 	BenchPassthrough bool `yaml:"bench_passthrough" env:"BENCH_PASSTHROUGH"`
+	// Demo serves the demo page at /demo/ and its feed of recently accepted
+	// events at /demo/recent (loopback clients only); /sdk/sluice.js is
+	// always served (package web).
+	Demo bool `yaml:"demo" env:"DEMO"`
+
+	// Native endpoints, one section per source system (SPEC section 2).
+	EdX         EdXConfig         `yaml:"edx" envPrefix:"EDX_"`
+	CrowdFrame  CrowdFrameConfig  `yaml:"crowdframe" envPrefix:"CROWDFRAME_"`
+	Weaklayer   WeaklayerConfig   `yaml:"weaklayer" envPrefix:"WEAKLAYER_"`
+	Workstation WorkstationConfig `yaml:"workstation" envPrefix:"WORKSTATION_"`
+	Clicks      ClicksConfig      `yaml:"clicks" envPrefix:"CLICKS_"`
+	HEC         HECConfig         `yaml:"hec" envPrefix:"HEC_"`
+}
+
+func (c Config) native() native.Config {
+	return native.Config{EdX: c.EdX, CrowdFrame: c.CrowdFrame, Weaklayer: c.Weaklayer,
+		Workstation: c.Workstation, Clicks: c.Clicks, HEC: c.HEC}
+}
+
+// EnableDevWeaklayerKey gives a development gateway a working Weaklayer
+// group: the install key at path (the JSON object a sensor sends as "key")
+// is read, or generated and written there, and its verifier added to
+// c.Weaklayer, with a signing secret derived from it when none is set.
+func EnableDevWeaklayerKey(c *Config, path string) error {
+	return native.EnableDevInstallKey(&c.Weaklayer, path)
 }
 
 // Limits bound what one request may cost.
@@ -72,6 +111,7 @@ type Limits struct {
 func Defaults() Config {
 	k := kafka.Defaults()
 	k.ClientID = "sluice-gateway"
+	nd := native.Defaults()
 	return Config{
 		Listen: ":8080",
 		Kafka:  k,
@@ -91,6 +131,12 @@ func Defaults() Config {
 		KeepRaw:        true,
 		ProduceTimeout: 10 * time.Second,
 		RetryAfter:     5 * time.Second,
+		EdX:            nd.EdX,
+		CrowdFrame:     nd.CrowdFrame,
+		Weaklayer:      nd.Weaklayer,
+		Workstation:    nd.Workstation,
+		Clicks:         nd.Clicks,
+		HEC:            nd.HEC,
 	}
 }
 
@@ -159,7 +205,22 @@ func (c Config) Validate() error {
 				p.Addf("sources[%d].families: unknown family %q", i, f)
 			}
 		}
+		if s.Browser && s.Trusted {
+			p.Addf("sources[%d]: a browser key is public and cannot be trusted", i)
+		}
+		if len(s.Origins) > 0 && !s.Browser {
+			p.Addf("sources[%d].origins: only browser keys have origins (set browser: true)", i)
+		}
+		for _, o := range s.Origins {
+			if !ingest.ValidOrigin(o) {
+				p.Addf("sources[%d].origins: %q is not an origin (http(s)://host[:port], or *)", i, o)
+			}
+		}
 	}
+	p.Add("edx", c.EdX.Validate())
+	p.Add("weaklayer", c.Weaklayer.Validate())
+	p.Add("workstation", c.Workstation.Validate())
+	p.Add("hec", c.HEC.Validate())
 	if len(c.Sources) == 0 && !c.DevKey {
 		p.Addf("sources: no source keys configured, nothing could send events")
 	}
@@ -219,6 +280,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		producer.Client().Close()
 		return nil, err
+	}
+	if _, err := native.Mount(cfg.native(), native.Deps{Log: deps.Log.Named("native"), Server: server, DevKey: cfg.DevKey}); err != nil {
+		producer.Client().Close()
+		return nil, err
+	}
+	if _, err := web.Mount(server, web.Options{Demo: cfg.Demo}); err != nil {
+		producer.Client().Close()
+		return nil, err
+	}
+	if cfg.DevKey {
+		deps.Log.Warn("development key enabled: \"dev\" is also the segment.io webhook secret and a HEC token, from loopback clients only")
 	}
 	if cfg.BenchPassthrough {
 		server.EnablePassthrough()

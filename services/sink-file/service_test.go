@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/kafka"
 	"github.com/sluicehq/sluice/pkg/kafka/kafkatest"
 	"github.com/sluicehq/sluice/pkg/telemetry"
+	"github.com/sluicehq/sluice/services/sink-file/internal/filewriter"
 )
 
 // enrichedClick is an enriched sluice.clicks.Event.
@@ -118,6 +121,7 @@ func TestSink(t *testing.T) {
 	cfg.Kafka = kcfg
 	cfg.Group = kafkatest.UniqueName(t, "sink-file")
 	cfg.Dir = dir
+	cfg.RotateAge = 200 * time.Millisecond
 	reg := prometheus.NewRegistry()
 	ready := &telemetry.Readiness{}
 	svc, err := New(cfg, Deps{Log: zaptest.NewLogger(t), Metrics: reg, Ready: ready, Serde: serde})
@@ -138,7 +142,7 @@ func TestSink(t *testing.T) {
 	}()
 
 	file := func(day time.Time, p int32) string {
-		return filepath.Join(dir, "clicks", day.Format("2006-01-02"), fmt.Sprintf("%s-p%d.jsonl", topic, p))
+		return filepath.Join(dir, "clicks", day.Format("2006-01-02"), fmt.Sprintf("%s+%d", topic, p))
 	}
 	want := map[string][]string{ // file → event ids in order
 		file(day1, 0): {"a1", "a2"},
@@ -196,13 +200,13 @@ func TestSink(t *testing.T) {
 		t.Errorf("sluice_sink_file_events_total{family=clicks} = %v, want 5", n)
 	}
 	var size int64
-	for path := range want {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fi, _ := d.Info()
+			size += fi.Size()
 		}
-		size += fi.Size()
-	}
+		return err
+	})
 	if n := testutil.ToFloat64(svc.handler.metrics.bytes.WithLabelValues(string(event.Clicks))); n != float64(size) {
 		t.Errorf("sluice_sink_file_bytes_total{family=clicks} = %v, want the files' size %d", n, size)
 	}
@@ -211,8 +215,9 @@ func TestSink(t *testing.T) {
 	}
 }
 
-// waitLines reads every file under dir until they hold n lines in all,
-// and fails the test if they do not before ctx ends.
+// waitLines reads every published file under dir until they hold n lines
+// in all, and fails the test if they do not before ctx ends. It returns
+// the lines by <folder>/<topic>+<partition>, in offset order.
 func waitLines(ctx context.Context, t *testing.T, dir string, n int) map[string][]string {
 	t.Helper()
 	for {
@@ -222,6 +227,11 @@ func waitLines(ctx context.Context, t *testing.T, dir string, n int) map[string]
 			if err != nil || d.IsDir() {
 				return err
 			}
+			topic, p, _, _, ok := filewriter.ParseName(d.Name())
+			if !ok {
+				return nil
+			}
+			key := filepath.Join(filepath.Dir(path), fmt.Sprintf("%s+%d", topic, p))
 			f, err := os.Open(path)
 			if err != nil {
 				return err
@@ -229,7 +239,7 @@ func waitLines(ctx context.Context, t *testing.T, dir string, n int) map[string]
 			defer f.Close()
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
-				got[path] = append(got[path], sc.Text())
+				got[key] = append(got[key], sc.Text())
 				total++
 			}
 			return sc.Err()
@@ -301,4 +311,272 @@ func keys(m map[string][]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// produceClicks produces n enriched click events to partition p of the
+// clicks topic, ids prefix-0 … prefix-(n-1), and returns their offsets.
+func produceClicks(ctx context.Context, t *testing.T, kcfg kafka.Config, serde *avro.Serde, p int32, prefix string, n int, received time.Time) {
+	t.Helper()
+	topic := event.EnrichedTopic(event.Clicks)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		v, err := serde.Encode(avro.ValueSubject(topic), enrichedClick(id, received, int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Partition: p, Key: []byte(id), Value: v}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventIDs reads every published file under dir and counts event ids.
+func eventIDs(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	ids := map[string]int{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if _, _, _, _, ok := filewriter.ParseName(d.Name()); !ok {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var j jsonLine
+			if err := json.Unmarshal([]byte(l), &j); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			ids[j.Envelope.EventID]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// waitFor polls cond every 20 ms until it holds or ctx ends.
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func testConfig(t *testing.T, kcfg kafka.Config, dir string) Config {
+	cfg := Defaults()
+	cfg.Kafka = kcfg
+	cfg.Group = kafkatest.UniqueName(t, "sink-file")
+	cfg.Dir = dir
+	cfg.RotateAge = 200 * time.Millisecond
+	cfg.DiskRetry = 100 * time.Millisecond
+	return cfg
+}
+
+// TestResumeFromFileNames lays out what a crash between publishing and
+// committing leaves (a published file for offsets 0..4 of partition 1, a
+// temporary file of a group after it, nothing committed) and checks that
+// the sink resumes at offset 5, removes the temporary file and commits.
+func TestResumeFromFileNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kcfg := kafkatest.Cluster(t)
+	_, serde := avrotest.Registry(t)
+	topic := event.EnrichedTopic(event.Clicks)
+	if err := kafka.EnsureTopics(ctx, kcfg, nil, topic, event.DLQTopic); err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
+	produceClicks(ctx, t, kcfg, serde, 1, "e", 10, received)
+
+	dir := filepath.Join(t.TempDir(), "sink")
+	folder := filepath.Join(dir, "clicks", "2025-05-01")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var before strings.Builder
+	for i := 0; i < 5; i++ {
+		fmt.Fprintf(&before, `{"envelope":{"event_id":"e-%d"}}`+"\n", i)
+	}
+	published := filepath.Join(folder, filewriter.FinalName(topic, 1, 0, 4, false))
+	leftover := filepath.Join(folder, ".sluice.enriched.clicks+1+0000000005.jsonl.tmp")
+	for path, data := range map[string]string{published: before.String(), leftover: `{"envelope":{"event_id":"e-5"}}` + "\n"} {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := testConfig(t, kcfg, dir)
+	svc, err := New(cfg, Deps{Log: zaptest.NewLogger(t), Serde: serde})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	waitFor(ctx, t, "10 events in published files", func() bool { return len(eventIDs(t, dir)) == 10 })
+	for id, n := range eventIDs(t, dir) {
+		if n != 1 {
+			t.Errorf("event %s written %d times", id, n)
+		}
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("leftover temporary file still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(folder, filewriter.FinalName(topic, 1, 5, 9, false))); err != nil {
+		t.Errorf("offsets 5..9 not in one file: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	waitFor(ctx, t, "offsets committed to the end", func() bool {
+		return committedToEnd(ctx, kadm.NewClient(cl), cfg.Group, topic) == nil
+	})
+}
+
+// TestDiskFull makes every write fail with ENOSPC and checks that the sink
+// pauses (unready, sluice_sink_file_paused 1), commits nothing past what is
+// published, then resumes once writes succeed and writes every event once.
+func TestDiskFull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kcfg := kafkatest.Cluster(t)
+	_, serde := avrotest.Registry(t)
+	topic := event.EnrichedTopic(event.Clicks)
+	if err := kafka.EnsureTopics(ctx, kcfg, nil, topic, event.DLQTopic); err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2025, 5, 2, 12, 0, 0, 0, time.UTC)
+	produceClicks(ctx, t, kcfg, serde, 0, "before", 50, received)
+
+	dir := filepath.Join(t.TempDir(), "sink")
+	var full atomic.Bool
+	var refused atomic.Int64
+	fault := func(op, _ string) error {
+		if full.Load() && (op == "write" || op == "sync") {
+			refused.Add(1)
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	cfg := testConfig(t, kcfg, dir)
+	cfg.RotateEvents = 20
+	reg := prometheus.NewRegistry()
+	ready := &telemetry.Readiness{}
+	svc, err := newService(cfg, Deps{Log: zaptest.NewLogger(t), Metrics: reg, Ready: ready, Serde: serde}, hooks{}, fault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	waitFor(ctx, t, "the first 50 events", func() bool { return len(eventIDs(t, dir)) == 50 })
+
+	full.Store(true)
+	produceClicks(ctx, t, kcfg, serde, 0, "during", 50, received)
+	waitFor(ctx, t, "the sink to pause", func() bool { return len(ready.Check()) > 0 })
+	if got := ready.Check()[Stage]; got == nil || !errors.Is(got, syscall.ENOSPC) {
+		t.Errorf("readiness error %v, want one wrapping ENOSPC", got)
+	}
+	paused := svc.handler.metrics.paused
+	if v := testutil.ToFloat64(paused); v != 1 {
+		t.Errorf("sluice_sink_file_paused = %v while the disk is full", v)
+	}
+	// Paused: probes keep failing, nothing more is published or committed.
+	n := refused.Load()
+	waitFor(ctx, t, "two more failed probes", func() bool { return refused.Load() >= n+2 })
+	if got := len(eventIDs(t, dir)); got != 50 {
+		t.Errorf("%d events published while the disk is full, want 50", got)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kcfg.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, cfg.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup(topic, 0); ok && o.At > 50 {
+		t.Errorf("committed %d while paused, past the 50 published", o.At)
+	}
+
+	full.Store(false)
+	waitFor(ctx, t, "every event once the disk has room", func() bool { return len(eventIDs(t, dir)) == 100 })
+	waitFor(ctx, t, "ready again", func() bool { return len(ready.Check()) == 0 })
+	if v := testutil.ToFloat64(paused); v != 0 {
+		t.Errorf("sluice_sink_file_paused = %v after resuming", v)
+	}
+	for id, n := range eventIDs(t, dir) {
+		if n != 1 {
+			t.Errorf("event %s written %d times", id, n)
+		}
+	}
+	waitFor(ctx, t, "offsets committed to the end", func() bool {
+		return committedToEnd(ctx, kadm.NewClient(cl), cfg.Group, topic) == nil
+	})
+	if v := testutil.ToFloat64(svc.handler.metrics.writeErrors); v < 1 {
+		t.Errorf("sluice_sink_file_write_errors_total = %v", v)
+	}
+}
+
+// TestReadOnlyFolder makes the day's folder read-only (which only binds a
+// process without CAP_DAC_OVERRIDE) and checks the same pause and resume.
+func TestReadOnlyFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to read-only folders; TestDiskFull covers the pause through the fault seam")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kcfg := kafkatest.Cluster(t)
+	_, serde := avrotest.Registry(t)
+	topic := event.EnrichedTopic(event.Clicks)
+	if err := kafka.EnsureTopics(ctx, kcfg, nil, topic, event.DLQTopic); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "sink")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o755)
+	ready := &telemetry.Readiness{}
+	cfg := testConfig(t, kcfg, dir)
+	svc, err := New(cfg, Deps{Log: zaptest.NewLogger(t), Ready: ready, Serde: serde})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	produceClicks(ctx, t, kcfg, serde, 2, "ro", 30, time.Date(2025, 5, 3, 0, 0, 0, 0, time.UTC))
+	waitFor(ctx, t, "the sink to pause", func() bool { return svc.handler.ready() != nil })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "every event", func() bool { return len(eventIDs(t, dir)) == 30 })
+	waitFor(ctx, t, "ready again", func() bool { return len(ready.Check()) == 0 })
 }

@@ -64,6 +64,7 @@ func Defaults() Config {
 	c.Common.Log.Format = "console"
 	c.Gateway.Listen = "127.0.0.1:8080"
 	c.Gateway.DevKey = true
+	c.Gateway.Demo = true
 	return c
 }
 
@@ -228,6 +229,7 @@ func printBanner(cfg *Config, gwAddr, regURL string) {
 Sluice standalone is running.
 
   Gateway          http://%[1]s   (dev key: Authorization: Bearer dev, loopback only)
+  Demo page        http://%[1]s/demo/   (browser agent: /sdk/sluice.js)
   Send events      curl -H 'Authorization: Bearer dev' -H 'Content-Type: application/x-ndjson' \
                         --data-binary @events.ndjson http://%[1]s/v1/events/edx
   Admin            http://%[2]s/metrics  /healthz  /readyz

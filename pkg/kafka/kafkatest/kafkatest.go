@@ -18,11 +18,7 @@ import (
 // pointing at it, with short group timings so rebalances are quick.
 func Cluster(t testing.TB, opts ...kfake.Opt) kafka.Config {
 	t.Helper()
-	cfg := kafka.Defaults()
-	cfg.Partitions = 3
-	cfg.SessionTimeout = 6 * time.Second
-	cfg.HeartbeatInterval = 500 * time.Millisecond
-	cfg.RebalanceTimeout = 10 * time.Second
+	cfg := base()
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		cfg.Brokers = strings.Split(b, ",")
 		cfg.ReplicationFactor = -1
@@ -30,6 +26,17 @@ func Cluster(t testing.TB, opts ...kfake.Opt) kafka.Config {
 	}
 	c := Fake(t, opts...)
 	cfg.Brokers = c.ListenAddrs()
+	return cfg
+}
+
+// base is the Config every test broker starts from: three partitions per
+// topic and short group timings.
+func base() kafka.Config {
+	cfg := kafka.Defaults()
+	cfg.Partitions = 3
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.HeartbeatInterval = 500 * time.Millisecond
+	cfg.RebalanceTimeout = 10 * time.Second
 	return cfg
 }
 

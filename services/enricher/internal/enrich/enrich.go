@@ -1,62 +1,74 @@
-// Package enrich is the enricher's transformation seam: a Processor adds
-// what Sluice knows about an event to its decoded record, and Stamp records
-// where the event came from and who enriched it.
+// Package enrich is the enricher's transformation seam: an Event is one
+// decoded raw record on its way to its enriched topic, a Processor adds
+// what Sluice knows about it, and Stamp records where the event came from
+// and who enriched it.
 package enrich
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
-	"github.com/sluicehq/sluice/pkg/pipeline"
 )
 
-// Processor enriches one decoded event of family f. native is the record
-// as goavro decoded it (a sluice.<family>.Event, see package avro for the
-// native conventions), already stamped with its provenance, so a processor
-// may add to native["enrichment"]. Process returns the enriched record,
-// which may be native itself, changed in place.
+// Event is one raw record being enriched.
+type Event struct {
+	Family    event.Family
+	Key       string // the Kafka record key: the partition key state is kept by
+	Partition int32  // raw partition; state lives per partition
+	Offset    int64
+	Now       time.Time // the batch's clock, for state ages
+
+	// Native is the record as goavro decoded it (a sluice.<family>.Event,
+	// see package avro for the native conventions). Processors may change
+	// it in place.
+	Native map[string]any
+	// Out holds the fields of its sluice.Enrichment record; Stamp sets the
+	// provenance, processors add the rest (null fields may be left out).
+	Out map[string]any
+
+	// Set by context resolution for the stages after it: the client IP and
+	// user agent that describe the event's client, and where each came from
+	// (sluice.Geo ip_source, sluice.UserAgent source). Empty: none.
+	IP, IPSource string
+	UA, UASource string
+
+	// Modified must be set by a processor that changes Native (other than
+	// through Out): the encoder then re-encodes the whole record instead of
+	// appending the enrichment to the raw bytes.
+	Modified bool
+}
+
+// Processor enriches one event.
 //
 // Errors: a pipeline.Permanent error means the event can never be enriched
 // (it goes to the dead-letter topic with reason enrich_failed, or with the
 // code of an *event.Rejection it wraps); any other error is transient and
-// the whole batch is retried, so Process must be safe to run again on an
-// event it has seen.
+// the whole batch is retried (its transaction aborted and its state changes
+// undone), so Process must be safe to run again on an event it has seen.
 type Processor interface {
-	Process(ctx context.Context, f event.Family, native map[string]any) (map[string]any, error)
+	Process(ctx context.Context, e *Event) error
 }
 
 // ProcessorFunc adapts a function to Processor.
-type ProcessorFunc func(ctx context.Context, f event.Family, native map[string]any) (map[string]any, error)
+type ProcessorFunc func(ctx context.Context, e *Event) error
 
 // Process implements Processor.
-func (fn ProcessorFunc) Process(ctx context.Context, f event.Family, native map[string]any) (map[string]any, error) {
-	return fn(ctx, f, native)
-}
+func (fn ProcessorFunc) Process(ctx context.Context, e *Event) error { return fn(ctx, e) }
 
-// ErrNoRecord is returned, marked permanent, by Chain when a processor
-// returned neither a record nor an error.
-var ErrNoRecord = errors.New("processor returned no record")
-
-// Chain runs processors in order, each on the previous one's output, and
-// stops at the first error. An empty Chain returns the record unchanged.
+// Chain runs processors in order and stops at the first error. An empty
+// Chain leaves the event unchanged.
 type Chain []Processor
 
 // Process implements Processor.
-func (c Chain) Process(ctx context.Context, f event.Family, native map[string]any) (map[string]any, error) {
+func (c Chain) Process(ctx context.Context, e *Event) error {
 	for _, p := range c {
-		out, err := p.Process(ctx, f, native)
-		if err != nil {
-			return nil, err
+		if err := p.Process(ctx, e); err != nil {
+			return err
 		}
-		if out == nil {
-			return nil, pipeline.Permanent(ErrNoRecord)
-		}
-		native = out
 	}
-	return native, nil
+	return nil
 }
 
 // Provenance is where an enriched event came from and who enriched it: the
@@ -70,15 +82,32 @@ type Provenance struct {
 	Offset     int64
 }
 
-// Stamp sets native's enrichment to p, replacing whatever the record
-// carried (null on raw topics).
-func Stamp(native map[string]any, p Provenance) {
-	native["enrichment"] = avro.Record(avro.EnrichmentName, map[string]any{
+// Stamp sets e.Out to a fresh enrichment holding p and points the record's
+// enrichment field at it, replacing whatever the record carried (null on
+// raw topics).
+func Stamp(e *Event, p Provenance) {
+	e.Out = map[string]any{
 		"enriched_at":       p.EnrichedAt,
 		"enricher_version":  p.Version,
 		"enricher_instance": p.Instance,
 		"raw_topic":         p.Topic,
 		"raw_partition":     p.Partition,
 		"raw_offset":        p.Offset,
-	})
+	}
+	if e.Native != nil {
+		e.Native["enrichment"] = avro.Record(avro.EnrichmentName, e.Out)
+	}
 }
+
+// Names of the records inside sluice.Enrichment, as union branches.
+const (
+	GeoName                = "sluice.Geo"
+	UserAgentName          = "sluice.UserAgent"
+	EdxContextName         = "sluice.EdxContext"
+	CrowdframeContextName  = "sluice.CrowdframeContext"
+	WeaklayerContextName   = "sluice.WeaklayerContext"
+	WorkstationContextName = "sluice.WorkstationContext"
+	ClicksContextName      = "sluice.ClicksContext"
+	PrivacyName            = "sluice.Privacy"
+	DerivedTimeName        = "sluice.DerivedTime"
+)

@@ -24,7 +24,7 @@ func (CrowdFrame) Family() event.Family { return event.CrowdFrame }
 const cfNS = "sluice.crowdframe."
 
 var cfKnown = newKeySet("type", "worker", "task", "batch", "unitId", "unitID", "bucket", "region",
-	"client_time", "sequence", "details", "server_time")
+	"client_time", "sequence", "details", "server_time", "event_id")
 
 // Adapt implements Adapter.
 func (CrowdFrame) Adapt(in *Input) (*Output, *event.Rejection) {
@@ -44,6 +44,12 @@ func (CrowdFrame) Adapt(in *Input) (*Output, *event.Rejection) {
 		return nil, event.Reject(event.ReasonMissingField, "worker", "is required")
 	}
 	out := &Output{EventType: typ, PartitionKey: worker}
+	// The Sluice browser agent sends a client event id (the envelope's).
+	id, _, rej := getString(m, "event_id", "event_id")
+	if rej != nil {
+		return nil, rej
+	}
+	out.EventID = id
 	if typ == "select" {
 		typ = "selection"
 		out.EventType = typ
@@ -516,7 +522,7 @@ func cfTarget(m map[string]any, parent, targetPath string, r *unionReader, quirk
 	case string:
 		addQuirk(quirks, "target_string")
 		return map[string]any{cfNS + "Target": map[string]any{
-			"elementName": map[string]any{"string": t}, "className": nil,
+			"elementName": map[string]any{"string": t}, "className": nil, "id": nil,
 		}}
 	case map[string]any:
 		var class any
@@ -533,6 +539,7 @@ func cfTarget(m map[string]any, parent, targetPath string, r *unionReader, quirk
 		return map[string]any{cfNS + "Target": map[string]any{
 			"elementName": r.String(t, targetPath, "elementName"),
 			"className":   class,
+			"id":          r.String(t, targetPath, "id"), // schema v2
 		}}
 	default:
 		r.fail(parent, "target", "an object", t)

@@ -302,7 +302,7 @@ func TestCrowdFrameAdapt(t *testing.T) {
 		}},
 		{"newest/click", newest[3], "click", nil, map[string]string{
 			"details.mouseButton": `"left"`, "details.endTime": "2450.9", "details.clicks": "2",
-			"details.target": `{"className":"statement","elementName":"p"}`, "details.timeStamp": "null",
+			"details.target": `{"className":"statement","elementName":"p","id":null}`, "details.timeStamp": "null",
 		}},
 		{"newest/movements", newest[4], "movements", []string{"class_svg_object"}, map[string]string{
 			"details.points.0.target.className": `"card"`, "details.points.1.x": "15.5",
@@ -346,7 +346,7 @@ func TestCrowdFrameAdapt(t *testing.T) {
 			"details": `{"height":720,"screenHeight":1080,"screenWidth":1920,"scrollHeight":2400,"scrollWidth":1280,"section":"questionnaire_0","width":1280}`,
 		}},
 		{"oldest/click_string_target", oldest[2], "click", []string{"target_string"}, map[string]string{
-			"details.timeStamp": "1000.5", "details.target": `{"className":null,"elementName":"BUTTON"}`,
+			"details.timeStamp": "1000.5", "details.target": `{"className":null,"elementName":"BUTTON","id":null}`,
 		}},
 		{"oldest/select", oldest[3], "selection", []string{"type_select"}, map[string]string{
 			"type": `"selection"`, "details.selected": `"old selection"`, "details.timeStamp": "2000.5",
@@ -384,6 +384,15 @@ func TestCrowdFrameAdapt(t *testing.T) {
 			"unload", []string{"unit_id_key_case"}, map[string]string{"unit_id": `"u1"`}},
 		{"radio_value_number", `{"type":"radioChange","worker":"W3","details":{"group":"g","value":3}}`,
 			"radioChange", []string{"radio_value_json"}, map[string]string{"details.value": `"3"`}},
+		// The Sluice browser agent (services/gateway/internal/web/sluice.js):
+		// a client event id and the target's id (schema v2).
+		{"sluice_agent_click", `{"worker":"demo-1","task":"tictactoe","batch":"demo","type":"click","sequence":3,"client_time":1700000000000,` +
+			`"details":{"mouseButton":"left","startTime":812.5,"endTime":812.5,"x":138,"y":136,"target":{"elementName":"td","className":"cell","id":"(1,1)"},"clicks":1,"section":"board"},` +
+			`"event_id":"0b6c9a3e-2f4d-4c1e-9a7b-3d5e6f708192"}`,
+			"click", nil, map[string]string{
+				"details.target": `{"className":"cell","elementName":"td","id":"(1,1)"}`, "details.clicks": "1",
+				"extra_json": "null",
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, js := famAdapt(t, event.CrowdFrame, cf.Adapt, famInput(t, tc.raw))
@@ -405,6 +414,17 @@ func TestCrowdFrameAdapt(t *testing.T) {
 			}
 			famExpect(t, js, tc.want)
 		})
+	}
+}
+
+func TestCrowdFrameClientEventID(t *testing.T) {
+	// The agent's event_id becomes the envelope's event id, not an extra member.
+	out, rej := CrowdFrame{}.Adapt(famInput(t, `{"type":"unload","worker":"w","event_id":"e-1","details":{}}`))
+	if rej != nil || out.EventID != "e-1" || out.Fields["extra_json"] != nil {
+		t.Fatalf("EventID = %q, extra_json = %v, rejection %v", out.EventID, out.Fields["extra_json"], rej)
+	}
+	if _, rej := (CrowdFrame{}).Adapt(famInput(t, `{"type":"unload","worker":"w","event_id":7}`)); rej == nil || rej.Field != "event_id" {
+		t.Fatalf("a numeric event_id: %v", rej)
 	}
 }
 

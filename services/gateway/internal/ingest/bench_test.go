@@ -57,17 +57,17 @@ func BenchmarkBuildEdX(b *testing.B) {
 	codec := p.codecs[event.EdX]
 	var n int
 	for _, it := range items {
-		n += len(it.raw)
+		n += len(it.Raw)
 	}
 	b.SetBytes(int64(n / len(items)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		it := &items[i%len(items)]
-		if it.blank || bytes.HasPrefix(it.raw, []byte("#")) {
+		if it.blank || bytes.HasPrefix(it.Raw, []byte("#")) {
 			continue
 		}
-		if _, rj := p.build(codec, adapt, req, &meta, i, it); rj != nil {
+		if _, _, rj := p.build(codec, adapt, req, &meta, i, it); rj != nil {
 			b.Fatal(rj)
 		}
 	}

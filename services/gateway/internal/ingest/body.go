@@ -24,17 +24,23 @@ type Limits struct {
 	MaxDepth      int
 }
 
-// httpError is a request-level failure with its status and reason code.
-type httpError struct {
-	status int
-	code   string
-	msg    string
+// HTTPError is a request-level failure with its HTTP status and a stable
+// reason code. Native endpoints translate it into their own reply shape.
+type HTTPError struct {
+	Status  int
+	Code    string
+	Message string
 }
 
-func (e *httpError) Error() string { return e.msg }
+func (e *HTTPError) Error() string { return e.Message }
 
-func errf(status int, code, format string, a ...any) *httpError {
-	return &httpError{status: status, code: code, msg: fmt.Sprintf(format, a...)}
+// Errorf builds an HTTPError.
+func Errorf(status int, code, format string, a ...any) *HTTPError {
+	return &HTTPError{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+func errf(status int, code, format string, a ...any) *HTTPError {
+	return Errorf(status, code, format, a...)
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -42,7 +48,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // readBody reads the request body within the limits, inflating gzip. The
 // returned release func hands the buffers back to the pool; the body must
 // not be used after it.
-func readBody(r *http.Request, lim Limits) ([]byte, func(), *httpError) {
+func readBody(r *http.Request, lim Limits) ([]byte, func(), *HTTPError) {
 	if r.ContentLength > lim.MaxBodyBytes {
 		return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large",
 			"body of %d bytes is over the %d-byte limit", r.ContentLength, lim.MaxBodyBytes)
@@ -107,7 +113,7 @@ func putBuf(b *bytes.Buffer) {
 }
 
 // bodyFormat picks the splitter from the Content-Type.
-func bodyFormat(r *http.Request) (string, *httpError) {
+func bodyFormat(r *http.Request) (string, *HTTPError) {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		return formatAuto, nil

@@ -44,15 +44,15 @@ func TestDecodeObject(t *testing.T) {
 func TestBuildReadsLatin1Events(t *testing.T) {
 	p := newTestPipeline(t)
 	raw := []byte("{\"username\":\"u\",\"time\":\"2017-07-28T03:42:23+00:00\",\"agent\":\"Orange Espa\xf1a\"}")
-	it := &item{raw: raw}
-	rec, rj := p.build(p.codecs["edx"], p.adapters["edx"].Adapt, &Request{Family: "edx"}, &adapter.Meta{}, 0, it)
+	it := &Item{Raw: raw}
+	rec, _, rj := p.build(p.codecs["edx"], p.adapters["edx"].Adapt, &Request{Family: "edx"}, &adapter.Meta{}, 0, it)
 	if rj != nil {
 		t.Fatalf("rejected: %v", rj)
 	}
 	if !bytes.Contains(rec.Value, []byte("Orange España")) {
 		t.Fatalf("agent not transcoded: %q", rec.Value)
 	}
-	if !slices.Contains(it.quirks, "latin1_event") {
-		t.Fatalf("quirk not recorded: %v", it.quirks)
+	if !slices.Contains(it.Quirks, "latin1_event") {
+		t.Fatalf("quirk not recorded: %v", it.Quirks)
 	}
 }

@@ -16,8 +16,12 @@ type Source struct {
 	ID       string        `yaml:"id"`
 	Key      config.Secret `yaml:"key"`
 	Families []string      `yaml:"families"` // empty: every family
-	// Origins lists the browser origins allowed to use a browser key (CORS).
+	// Origins lists the origins (scheme://host[:port], or "*") of the pages
+	// allowed to use a browser key (CORS, cors.go).
 	Origins []string `yaml:"origins"`
+	// Browser marks a public key that web pages embed: usable from the
+	// Origins, and as ?key= (sendBeacon cannot set headers). Never trusted.
+	Browser bool `yaml:"browser"`
 	// Strict rejects event types the adapter does not know.
 	Strict bool `yaml:"strict"`
 	// Trusted sources are servers that may vouch for a user (edX /event

@@ -38,7 +38,7 @@ func (s *Server) EnablePassthrough() {
 			if it.blank {
 				continue
 			}
-			recs = append(recs, &kgo.Record{Topic: PassthroughTopic, Value: append([]byte(nil), it.raw...)})
+			recs = append(recs, &kgo.Record{Topic: PassthroughTopic, Value: append([]byte(nil), it.Raw...)})
 		}
 		errs := s.pipe.producer.ProduceAll(r.Context(), recs)
 		res := &Result{Accepted: len(recs), Errors: nil}

@@ -38,6 +38,7 @@ type Pipeline struct {
 	limits         Limits
 	m              *metrics
 	log            *zap.Logger
+	accepted       []func(*Accepted) // observers, accepted.go
 }
 
 // Request is one batch of events for one family.
@@ -48,10 +49,34 @@ type Request struct {
 	Strict    bool
 	BatchID   string
 	Meta      adapter.Meta
-	Items     []item
+	Items     []Item
 	// Adapt overrides the family adapter (native endpoints that add
 	// request context, e.g. the Weaklayer token's sensor).
 	Adapt func(in *adapter.Input) (*adapter.Output, *event.Rejection)
+	// Drop, when set, sees each decoded event before it is adapted. A
+	// non-empty rule means a configured rule deliberately does not store the
+	// event (e.g. the edX staff /event_logs rule, an ignored segment.io
+	// channel): it is counted in sluice_gateway_dropped_events_total by
+	// family and rule and listed in Result.Ignored with message, and it is
+	// neither produced nor dead-lettered.
+	Drop DropFunc
+	// StopAtFirstReject stops at the first rejected event: the events
+	// before it are produced, it is dead-lettered, and the rest are skipped
+	// (Result.Skipped), neither stored nor dead-lettered, for the client to
+	// resend. This is Splunk HEC's partial-ingestion contract.
+	StopAtFirstReject bool
+}
+
+// DropFunc decides whether a configured drop rule applies to an event; it
+// returns the rule's name ("" to keep the event) and a message for the
+// client. It must not modify in.
+type DropFunc func(in *adapter.Input) (rule, message string)
+
+// Ignored is an event a drop rule did not store.
+type Ignored struct {
+	Index   int    `json:"index"`
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
 }
 
 // Result is the outcome of a Request.
@@ -59,6 +84,12 @@ type Result struct {
 	Accepted int               `json:"accepted"`
 	Rejected int               `json:"rejected"`
 	Errors   []event.Rejection `json:"errors"`
+	// Ignored lists the events a drop rule did not store (Request.Drop);
+	// they count neither as accepted nor as rejected.
+	Ignored []Ignored `json:"ignored,omitempty"`
+	// Skipped counts the events after the first rejection that were not
+	// looked at (Request.StopAtFirstReject).
+	Skipped int `json:"skipped,omitempty"`
 	// Unavailable is set when no event could be produced because Kafka is
 	// unavailable: the caller answers 503 and the client retries.
 	Unavailable error `json:"-"`
@@ -90,9 +121,18 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	}
 	for i := range req.Items {
 		it := &req.Items[i]
-		rec, rj := p.build(codec, adapt, req, &meta, i, it)
+		rec, rule, rj := p.build(codec, adapt, req, &meta, i, it)
+		if rule != nil {
+			res.Ignored = append(res.Ignored, *rule)
+			p.m.dropped.WithLabelValues(string(req.Family), rule.Rule).Inc()
+			continue
+		}
 		if rj != nil {
-			reject(i, rj, it.raw)
+			reject(i, rj, it.Raw)
+			if req.StopAtFirstReject {
+				res.Skipped = len(req.Items) - i - 1
+				break
+			}
 			continue
 		}
 		recs = append(recs, rec)
@@ -119,6 +159,7 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 			continue
 		}
 		res.Accepted++
+		p.notifyAccepted(req, i, recs[j])
 		p.m.events.WithLabelValues(string(req.Family), "accepted", "").Inc()
 	}
 	if failed > 0 && failed == len(recs) && isUnavailable(firstErr) {
@@ -130,40 +171,50 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 			p.log.Error("writing rejected events to the DLQ", zap.Int("events", len(dead)), zap.Error(err))
 		}
 	}
-	res.Rejected = len(req.Items) - res.Accepted
+	res.Rejected = len(req.Items) - res.Accepted - len(res.Ignored) - res.Skipped
 	if len(res.Errors) > 1 {
 		sortRejections(res.Errors)
 	}
 	return res
 }
 
-// build turns one item into a Kafka record, or says why it cannot.
+// build turns one item into a Kafka record, or says which drop rule kept
+// it out, or why it cannot be stored.
 func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter.Output, *event.Rejection),
-	req *Request, meta *adapter.Meta, i int, it *item) (*kgo.Record, *event.Rejection) {
-	if it.blank {
-		return nil, event.Reject("empty_line", "", "line %d is empty", i)
+	req *Request, meta *adapter.Meta, i int, it *Item) (*kgo.Record, *Ignored, *event.Rejection) {
+	if it.Reject != nil {
+		rj := *it.Reject
+		return nil, nil, &rj
 	}
-	if len(it.raw) > p.limits.MaxEventBytes {
-		return nil, event.Reject(event.ReasonEventTooLarge, "", "event of %d bytes is over the %d-byte limit", len(it.raw), p.limits.MaxEventBytes)
+	if it.blank {
+		return nil, nil, event.Reject("empty_line", "", "line %d is empty", i)
+	}
+	if len(it.Raw) > p.limits.MaxEventBytes {
+		return nil, nil, event.Reject(event.ReasonEventTooLarge, "", "event of %d bytes is over the %d-byte limit", len(it.Raw), p.limits.MaxEventBytes)
 	}
 	if it.depth > p.limits.MaxDepth {
-		return nil, event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", it.depth, p.limits.MaxDepth)
+		return nil, nil, event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", it.depth, p.limits.MaxDepth)
 	}
-	raw := it.raw
+	raw := it.Raw
 	if !utf8.Valid(raw) {
 		// Non-UTF-8 bytes (seen in User-Agent strings of older shippers):
 		// read the event as Latin-1 and say so.
 		raw = latin1ToUTF8(raw)
-		it.quirks = append(it.quirks, "latin1_event")
+		it.Quirks = append(it.Quirks, "latin1_event")
 	}
 	v, rj := decodeObject(raw)
 	if rj != nil {
-		return nil, rj
+		return nil, nil, rj
 	}
 	in := &adapter.Input{Raw: raw, Value: v, Meta: *meta}
+	if req.Drop != nil {
+		if rule, msg := req.Drop(in); rule != "" {
+			return nil, &Ignored{Index: i, Rule: rule, Message: msg}, nil
+		}
+	}
 	out, rj := adapt(in)
 	if rj != nil {
-		return nil, rj
+		return nil, nil, rj
 	}
 	env := event.Envelope{
 		EventID:        out.EventID,
@@ -179,7 +230,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 		PartitionKey:   out.PartitionKey,
 		BatchID:        req.BatchID,
 		BatchIndex:     i,
-		Quirks:         append(it.quirks, out.Quirks...),
+		Quirks:         append(it.Quirks, out.Quirks...),
 		GatewayVersion: p.version,
 	}
 	if env.EventID == "" {
@@ -196,15 +247,15 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	if out.Unknown {
 		p.m.unknown.WithLabelValues(string(req.Family)).Inc()
 		if req.Strict {
-			return nil, event.Reject(event.ReasonUnknownType, "type", "event type %q is not known and the source is strict", out.EventType)
+			return nil, nil, event.Reject(event.ReasonUnknownType, "type", "event type %q is not known and the source is strict", out.EventType)
 		}
 	}
 	rec := out.Fields
 	rec["envelope"] = avro.EnvelopeNative(&env)
 	rec["enrichment"] = nil
-	value, err := codec.Encode(make([]byte, 0, len(it.raw)+256), rec)
+	value, err := codec.Encode(make([]byte, 0, len(it.Raw)+256), rec)
 	if err != nil {
-		return nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
+		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
 	}
 	return &kgo.Record{
 		Topic: event.RawTopic(req.Family),
@@ -214,7 +265,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 			{Key: event.HeaderFamily, Value: []byte(req.Family)},
 			{Key: event.HeaderEventID, Value: []byte(env.EventID)},
 		},
-	}, nil
+	}, nil, nil
 }
 
 var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")

@@ -62,6 +62,8 @@ type Server struct {
 	pipe *Pipeline
 	keys *Keys
 	m    *metrics
+	// drops holds the drop rules of the generic endpoint, by family.
+	drops map[event.Family]DropFunc
 }
 
 // NewServer builds the server and its routes; Start listens.
@@ -105,6 +107,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.Use(s.observe)
+	e.Use(s.cors) // cors.go: preflights and browser origins
 	e.POST("/v1/events/:family", s.handleEvents)
 	s.e = e
 	s.srv = &http.Server{
@@ -192,11 +195,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	var he *httpError
+	var he *HTTPError
 	var ee *echo.HTTPError
 	switch {
 	case errors.As(err, &he):
-		_ = c.JSON(he.status, errorBody{Error: he.code, Message: he.msg})
+		_ = c.JSON(he.Status, errorBody{Error: he.Code, Message: he.Message})
 	case errors.As(err, &ee):
 		_ = c.JSON(ee.Code, errorBody{Error: strings.ReplaceAll(strings.ToLower(http.StatusText(ee.Code)), " ", "_"), Message: fmt.Sprint(ee.Message)})
 	default:
@@ -207,7 +210,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 
 // authenticate finds the request's source and checks it may send fam.
 func (s *Server) authenticate(c echo.Context, fam event.Family) (*Source, error) {
-	key := presentedKey(c.Request())
+	key, fromQuery := requestKey(c.Request())
 	if key == "" {
 		return nil, errf(http.StatusUnauthorized, "missing_key", "no key: send Authorization: Bearer <key>")
 	}
@@ -215,6 +218,9 @@ func (s *Server) authenticate(c echo.Context, fam event.Family) (*Source, error)
 	src := s.keys.Lookup(key, host)
 	if src == nil {
 		return nil, errf(http.StatusUnauthorized, "invalid_key", "the key is not valid")
+	}
+	if err := s.browserCheck(c, src, fromQuery); err != nil {
+		return nil, err
 	}
 	if !src.Allows(fam) {
 		return nil, errf(http.StatusForbidden, "family_not_allowed", "the key may not send %s events", fam)
@@ -228,16 +234,20 @@ func (s *Server) meta(c echo.Context) adapter.Meta {
 	return adapter.Meta{
 		ReceivedAt:     time.Now().UTC(),
 		IP:             c.RealIP(),
-		UserAgent:      r.UserAgent(),
-		Referer:        r.Referer(),
-		AcceptLanguage: r.Header.Get("Accept-Language"),
-		Host:           r.Host,
+		UserAgent:      validText(r.UserAgent()),
+		Referer:        validText(r.Referer()),
+		AcceptLanguage: validText(r.Header.Get("Accept-Language")),
+		Host:           validText(r.Host),
 	}
 }
 
-// batchID reads the client's Idempotency-Key, bounded.
+// batchID reads the client's Idempotency-Key, bounded; sendBeacon, which
+// cannot set headers, sends it as ?idempotency_key=.
 func batchID(r *http.Request) (string, error) {
 	id := r.Header.Get("Idempotency-Key")
+	if id == "" && r.URL.RawQuery != "" {
+		id = r.URL.Query().Get("idempotency_key")
+	}
 	if len(id) > 128 {
 		return "", errf(http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key is over 128 bytes")
 	}
@@ -281,7 +291,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	}
 	res := s.pipe.Ingest(r.Context(), &Request{
 		Family: fam, Endpoint: "/v1/events/" + string(fam), SourceKey: src.ID, Strict: src.Strict,
-		BatchID: bid, Meta: meta, Items: items,
+		BatchID: bid, Meta: meta, Items: items, Drop: s.drops[fam],
 	})
 	return s.reply(c, res)
 }

@@ -4,15 +4,40 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/sluicehq/sluice/pkg/event"
 )
 
-// item is one event as split from a request body.
-type item struct {
-	raw    []byte
-	quirks []string
+// Item is one event as split from a request body, or as framed by a native
+// endpoint (one archive entry, one log line, one HEC envelope). Raw is what
+// the DLQ keeps when the event is rejected.
+type Item struct {
+	Raw []byte
+	// Quirks names irregularities found while framing the event; they are
+	// stamped on its envelope with the adapter's own.
+	Quirks []string
+	// Reject, when set, refuses the item with this reason without decoding
+	// it: a native endpoint's framing verdict (e.g. an archive entry that is
+	// not JSON even after repair), dead-lettered like any other rejection.
+	Reject *event.Rejection
 	depth  int
 	// blank is set for an NDJSON line holding only whitespace.
 	blank bool
+}
+
+// NewItem frames raw as one event, measuring its nesting depth so that the
+// pipeline's depth limit applies to it.
+func NewItem(raw []byte, quirks ...string) Item {
+	it := Item{Raw: raw, Quirks: quirks}
+	if end, depth, err := scanValue(raw, skipSpace(raw, 0)); err == nil && skipSpace(raw, end) == len(raw) {
+		it.depth = depth
+	}
+	return it
+}
+
+// RejectedItem frames raw as an event the endpoint already refused.
+func RejectedItem(raw []byte, rj *event.Rejection) Item {
+	return Item{Raw: raw, Reject: rj}
 }
 
 // errNotJSON is returned when a body has no JSON structure at all.
@@ -29,7 +54,7 @@ const (
 // for concatenated objects). It does not decode the events; it finds their
 // boundaries and nesting depth in one pass so that a malformed event is
 // rejected on its own rather than failing the whole request.
-func split(body []byte, format string, maxEvents int) ([]item, error) {
+func split(body []byte, format string, maxEvents int) ([]Item, error) {
 	if format == formatNDJSON {
 		return splitLines(body, maxEvents)
 	}
@@ -43,7 +68,7 @@ func split(body []byte, format string, maxEvents int) ([]item, error) {
 	case '{':
 		end, depth, err := scanValue(body, i)
 		if err == nil && skipSpace(body, end) == len(body) {
-			return []item{{raw: body[i:end], depth: depth}}, nil
+			return []Item{{Raw: body[i:end], depth: depth}}, nil
 		}
 		// Several objects, or a malformed one: read as lines, so each line
 		// gets its own verdict.
@@ -72,8 +97,8 @@ func (e ErrTooManyEvents) Error() string {
 	return fmt.Sprintf("body holds more than %d events", e.Max)
 }
 
-func splitArray(body []byte, start, maxEvents int) ([]item, error) {
-	var items []item
+func splitArray(body []byte, start, maxEvents int) ([]Item, error) {
+	var items []Item
 	i := skipSpace(body, start+1)
 	if i < len(body) && body[i] == ']' {
 		if skipSpace(body, i+1) != len(body) {
@@ -90,7 +115,7 @@ func splitArray(body []byte, start, maxEvents int) ([]item, error) {
 		if err != nil {
 			return nil, fmt.Errorf("body is not JSON: element %d: %w", len(items), err)
 		}
-		items = append(items, item{raw: body[i:end], depth: depth})
+		items = append(items, Item{Raw: body[i:end], depth: depth})
 		i = skipSpace(body, end)
 		if i == len(body) {
 			return nil, errors.New("body is not JSON: the array is not closed")
@@ -108,8 +133,8 @@ func splitArray(body []byte, start, maxEvents int) ([]item, error) {
 	}
 }
 
-func splitLines(body []byte, maxEvents int) ([]item, error) {
-	var items []item
+func splitLines(body []byte, maxEvents int) ([]Item, error) {
+	var items []Item
 	for len(body) > 0 {
 		var line []byte
 		if j := bytes.IndexByte(body, '\n'); j >= 0 {
@@ -121,7 +146,7 @@ func splitLines(body []byte, maxEvents int) ([]item, error) {
 		if len(items) == maxEvents {
 			return nil, ErrTooManyEvents{maxEvents}
 		}
-		it := item{raw: line}
+		it := Item{Raw: line}
 		trimmed := bytes.TrimSpace(line)
 		if len(trimmed) == 0 {
 			it.blank = true
@@ -131,17 +156,17 @@ func splitLines(body []byte, maxEvents int) ([]item, error) {
 		if trimmed[0] == 0 {
 			// logrotate copytruncate leaves NUL bytes before the first line.
 			trimmed = bytes.TrimLeft(trimmed, "\x00")
-			it.quirks = append(it.quirks, "nul_prefix")
+			it.Quirks = append(it.Quirks, "nul_prefix")
 		}
 		if len(trimmed) > 0 && trimmed[0] != '{' && trimmed[0] != '[' && trimmed[len(trimmed)-1] == '}' {
 			// Python logging prefix before the JSON ("2023-05-23 13:53:13,461
 			// INFO ... - {json}"): keep the object, say so.
 			if k := bytes.IndexByte(trimmed, '{'); k > 0 && trimmed[0] != '#' {
 				trimmed = trimmed[k:]
-				it.quirks = append(it.quirks, "log_prefix")
+				it.Quirks = append(it.Quirks, "log_prefix")
 			}
 		}
-		it.raw = trimmed
+		it.Raw = trimmed
 		if end, depth, err := scanValue(trimmed, 0); err == nil && end == len(trimmed) {
 			it.depth = depth
 		}

@@ -1,0 +1,126 @@
+package avro
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/event"
+	"github.com/sluicehq/sluice/schemas"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	text, err := schemas.Latest("envelope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustCodec(t, text)
+	received := time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	full := event.Envelope{
+		EventID:        "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+		Family:         event.EdX,
+		EventType:      "problem_check",
+		ReceivedAt:     received,
+		ClientTime:     received.Add(-time.Second),
+		SentTime:       received.Add(-time.Millisecond),
+		IP:             "192.0.2.7",
+		UserAgent:      "Mozilla/5.0",
+		SourceKey:      "key-1",
+		Endpoint:       "/v1/events/edx",
+		PartitionKey:   "user-9",
+		BatchID:        "batch-1",
+		BatchIndex:     3,
+		Quirks:         []string{"event_json_string", "time_naive"},
+		GatewayVersion: "v1.2.3",
+		Raw:            []byte(`{"event_type":"problem_check"}`),
+	}
+	minimal := event.Envelope{
+		EventID:        "e",
+		Family:         event.Clicks,
+		ReceivedAt:     received,
+		Endpoint:       "/v1/clicks",
+		PartitionKey:   "p",
+		BatchIndex:     -1,
+		GatewayVersion: "dev",
+	}
+	noBatch := minimal
+	noBatch.BatchIndex = 2 // an index without a batch id is not kept
+
+	for _, tc := range []struct {
+		name string
+		in   event.Envelope
+		want event.Envelope
+	}{
+		{"full", full, full},
+		{"minimal", minimal, minimal},
+		{"index without batch id", noBatch, minimal},
+		{"first of a batch", withBatch(minimal, "b", 0), withBatch(minimal, "b", 0)},
+		{"empty raw", withRaw(minimal, []byte{}), withRaw(minimal, []byte{})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wire, err := c.Encode(nil, EnvelopeNative(&tc.in))
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			v, err := c.DecodeBody(wire[5:])
+			if err != nil {
+				t.Fatalf("DecodeBody: %v", err)
+			}
+			got := EnvelopeFromNative(v.(map[string]any))
+			for _, ts := range []time.Time{got.ReceivedAt, got.ClientTime, got.SentTime} {
+				if !ts.IsZero() && ts.Location() != time.UTC {
+					t.Errorf("decoded time %v is not UTC", ts)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("round trip\n got: %#v\nwant: %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+func withBatch(e event.Envelope, id string, i int) event.Envelope {
+	e.BatchID, e.BatchIndex = id, i
+	return e
+}
+
+func withRaw(e event.Envelope, raw []byte) event.Envelope {
+	e.Raw = raw
+	return e
+}
+
+func TestUnionHelpers(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		v    any
+		str  string
+		time time.Time
+	}{
+		{"nil", nil, "", time.Time{}},
+		{"string branch", String("x"), "x", time.Time{}},
+		{"bare string", "y", "y", time.Time{}},
+		{"time branch", TimeMicros(now), "", now},
+		{"millis branch", map[string]any{"long.timestamp-millis": now}, "", now},
+		{"bare time", now, "", now},
+		{"other branch", Long(1), "", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := UnionString(tc.v); got != tc.str {
+				t.Errorf("UnionString = %q, want %q", got, tc.str)
+			}
+			if got := UnionTime(tc.v); !got.Equal(tc.time) {
+				t.Errorf("UnionTime = %v, want %v", got, tc.time)
+			}
+		})
+	}
+	if TimeMicros(time.Time{}) != nil {
+		t.Error("TimeMicros(zero) is not null")
+	}
+	if OptString("") != nil {
+		t.Error(`OptString("") is not null`)
+	}
+	if got := Strings(nil); got == nil || len(got) != 0 {
+		t.Errorf("Strings(nil) = %#v, want an empty array", got)
+	}
+}

@@ -1,0 +1,302 @@
+package sinkhec
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/pkg/avro"
+	"github.com/sluicehq/sluice/pkg/event"
+)
+
+// Indexed fields the sink always adds, so that duplicates of at-least-once
+// delivery can be removed at search time (dedup kafka.topic kafka.partition
+// kafka.offset).
+const (
+	FieldTopic     = "kafka.topic"
+	FieldPartition = "kafka.partition"
+	FieldOffset    = "kafka.offset"
+)
+
+// formatter renders enriched events as HEC event objects.
+type formatter struct {
+	families map[event.Family]*mapping
+}
+
+type mapping struct {
+	family                          event.Family
+	index, source, sourcetype, host string
+	explicit                        Mapping // as configured, to tell set from defaulted
+	hostField                       []string
+	fields                          []fieldPath
+}
+
+type fieldPath struct {
+	name string
+	path []string
+}
+
+func newFormatter(cfg Config) *formatter {
+	f := &formatter{families: map[event.Family]*mapping{}}
+	given := map[string]Mapping{}
+	for _, m := range cfg.Families {
+		given[m.Family] = m
+	}
+	for _, fam := range event.Families {
+		g := given[string(fam)]
+		m := &mapping{family: fam, explicit: g, index: g.Index, source: g.Source, sourcetype: g.Sourcetype, host: g.Host}
+		if m.index == "" {
+			m.index = cfg.Index
+		}
+		if m.source == "" {
+			m.source = event.EnrichedTopic(fam)
+		}
+		if m.sourcetype == "" {
+			m.sourcetype = "sluice:" + string(fam)
+		}
+		if g.HostField != "" {
+			m.hostField = strings.Split(g.HostField, ".")
+		}
+		for _, p := range g.Fields {
+			m.fields = append(m.fields, fieldPath{name: p, path: strings.Split(p, ".")})
+		}
+		f.families[fam] = m
+	}
+	return f
+}
+
+// appendEvent appends the HEC event object of one enriched event. body is
+// the event rendered as JSON (Codec.AppendJSON).
+func (f *formatter) appendEvent(dst []byte, fam event.Family, topic string, partition int32, offset int64, native any, body []byte, recTime time.Time) []byte {
+	m := f.families[fam]
+	rec, _ := native.(map[string]any)
+	env, _ := rec["envelope"].(map[string]any)
+	t := eventTime(env, recTime)
+	index, source, sourcetype, host := m.index, m.source, m.sourcetype, m.host
+	var hecFields map[string]any
+	if fam == event.HEC {
+		// An event that came in through the gateway's HEC endpoint goes out
+		// as it came: its own event, time and metadata, unless mapped.
+		if ej, ok := rec["event_json"].(string); ok && json.Valid([]byte(ej)) {
+			body = []byte(ej)
+		}
+		if v, ok := unwrap(rec["time"]).(float64); ok {
+			t = time.Unix(0, int64(v*1e9)).UTC()
+		}
+		pick := func(set, own, def string) string {
+			if set != "" {
+				return set
+			}
+			if own != "" {
+				return own
+			}
+			return def
+		}
+		index = pick(m.explicit.Index, avro.UnionString(rec["index"]), index)
+		source = pick(m.explicit.Source, avro.UnionString(rec["source"]), source)
+		sourcetype = pick(m.explicit.Sourcetype, avro.UnionString(rec["sourcetype"]), sourcetype)
+		host = pick(m.explicit.Host, avro.UnionString(rec["host"]), host)
+		hecFields, _ = unwrap(rec["fields"]).(map[string]any)
+	}
+	if len(m.hostField) > 0 {
+		if v, ok := lookup(native, m.hostField); ok {
+			if s, ok := scalarString(v); ok && s != "" {
+				host = s
+			}
+		}
+	}
+	dst = append(dst, `{"time":`...)
+	dst = appendTime(dst, t)
+	for _, kv := range [...]struct{ k, v string }{{"host", host}, {"source", source}, {"sourcetype", sourcetype}, {"index", index}} {
+		if kv.v != "" {
+			dst = append(dst, ',', '"')
+			dst = append(dst, kv.k...)
+			dst = append(dst, '"', ':')
+			dst = appendString(dst, kv.v)
+		}
+	}
+	dst = append(dst, `,"fields":{"`+FieldTopic+`":`...)
+	dst = appendString(dst, topic)
+	dst = append(dst, `,"`+FieldPartition+`":"`...)
+	dst = strconv.AppendInt(dst, int64(partition), 10)
+	dst = append(dst, `","`+FieldOffset+`":"`...)
+	dst = strconv.AppendInt(dst, offset, 10)
+	dst = append(dst, '"')
+	keys := make([]string, 0, len(hecFields))
+	for k := range hecFields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := hecFields[k]
+		if k == FieldTopic || k == FieldPartition || k == FieldOffset {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		dst = append(dst, ',')
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		// Arrays of strings were kept as JSON text.
+		if strings.HasPrefix(s, "[") && json.Valid([]byte(s)) {
+			dst = append(dst, s...)
+		} else {
+			dst = appendString(dst, s)
+		}
+	}
+	for _, fp := range m.fields {
+		v, ok := lookup(native, fp.path)
+		if !ok {
+			continue
+		}
+		s, ok := scalarString(v)
+		if !ok {
+			continue
+		}
+		dst = append(dst, ',')
+		dst = appendString(dst, fp.name)
+		dst = append(dst, ':')
+		dst = appendString(dst, s)
+	}
+	dst = append(dst, `},"event":`...)
+	dst = append(dst, body...)
+	return append(dst, '}')
+}
+
+// eventTime is the device's time of the event, else when the gateway
+// received it, else the record's timestamp.
+func eventTime(env map[string]any, recTime time.Time) time.Time {
+	if t := avro.UnionTime(env["client_time"]); !t.IsZero() {
+		return t
+	}
+	if t, ok := env["received_at"].(time.Time); ok && !t.IsZero() {
+		return t
+	}
+	return recTime
+}
+
+// appendTime appends t as epoch seconds with microseconds, as HEC reads
+// "<sec>.<fraction>".
+func appendTime(dst []byte, t time.Time) []byte {
+	us := t.UnixMicro()
+	if us < 0 {
+		return strconv.AppendFloat(dst, float64(us)/1e6, 'f', 6, 64)
+	}
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	frac := us % 1e6
+	dst = append(dst, '.')
+	for d := int64(100000); d > 0; d /= 10 {
+		dst = append(dst, byte('0'+frac/d%10))
+	}
+	return dst
+}
+
+// lookup follows a dotted path through a decoded Avro value, stepping
+// through union wrappers.
+func lookup(v any, path []string) (any, bool) {
+	for _, k := range path {
+		m, ok := unwrap(v).(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[k]; !ok {
+			return nil, false
+		}
+	}
+	v = unwrap(v)
+	return v, v != nil
+}
+
+// unwrap returns the value of a decoded union ({"string": "x"} → "x"):
+// a one-key map whose key is an Avro type name.
+func unwrap(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return v
+	}
+	for k, x := range m {
+		switch {
+		case k == "string" || k == "int" || k == "long" || k == "float" || k == "double" || k == "boolean" ||
+			k == "bytes" || k == "array" || k == "map" || strings.Contains(k, "."):
+			return x
+		}
+	}
+	return v
+}
+
+// scalarString renders a scalar as an indexed field value.
+func scalarString(v any) (string, bool) {
+	switch t := v.(type) {
+	case string:
+		return t, true
+	case []byte:
+		return string(t), true
+	case bool:
+		return strconv.FormatBool(t), true
+	case int32:
+		return strconv.FormatInt(int64(t), 10), true
+	case int64:
+		return strconv.FormatInt(t, 10), true
+	case float32:
+		return strconv.FormatFloat(float64(t), 'g', -1, 32), true
+	case float64:
+		return strconv.FormatFloat(t, 'g', -1, 64), true
+	case time.Time:
+		return t.UTC().Format(time.RFC3339Nano), true
+	}
+	return "", false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string: invalid UTF-8 becomes U+FFFD,
+// control characters are escaped.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		} else {
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
