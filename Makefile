@@ -27,6 +27,8 @@ run: build ## Run the whole pipeline in one process (embedded Kafka and registry
 .PHONY: test
 test: ## Run every unit and in-process integration test (no external servers)
 	$(GOTEST) -race -count=1 -timeout 20m $(PKGS)
+	@if command -v node >/dev/null; then node --test services/gateway/internal/web/*.test.js; \
+	  else echo "SKIP: node is not installed, so the browser agent's JavaScript unit tests did not run"; fi
 
 .PHONY: test-integration
 test-integration: ## Run the integration suite (TestIntegration*) against the broker in KAFKA_BROKERS
@@ -50,8 +52,13 @@ test-broker-failure: ## Kill Kafka nodes under load through the gateway on a 3-n
 	.ci/broker-failure.sh
 
 .PHONY: bench
-bench: build ## Load-test the standalone gateway against a raw passthrough baseline (see docs/benchmarks.md)
+bench: build ## Load-test the standalone gateway against a raw passthrough baseline, then the enricher (see docs/benchmarks.md)
 	$(BIN)/sluice-bench -duration $(BENCHTIME)
+	cd services/enricher && go test -run '^$$' -bench 'BenchmarkEnricher$$|BenchmarkStateMillionKeys' -benchtime 100000x -cpu 1 .
+
+.PHONY: geoip
+geoip: ## Install free IP geo databases (DB-IP city lite, RouteViews/DB-IP ASN; CC BY 4.0) into data/geoip (see docs/enricher.md)
+	services/enricher/scripts/install-geoip.sh data/geoip
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)

@@ -113,4 +113,3 @@ func TestCheckBackward(t *testing.T) {
 		})
 	}
 }
-

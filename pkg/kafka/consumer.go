@@ -106,8 +106,44 @@ func (c *Consumer) Client() *kgo.Client { return c.cl }
 // Name implements app.Component.
 func (c *Consumer) Name() string { return "consumer" }
 
-// Failed implements app.Failer.
+// Failed implements app.Failer. It reports, once, an error that no retry
+// can fix, and the consumer stops polling:
+//   - the group, a topic or the cluster refuses us, or the group id is
+//     invalid (see isFatalConsumeError): franz-go retries these forever
+//     while nothing is consumed;
+//   - the client was closed by something other than Stop.
+//
+// Everything else (brokers away, rebalances, failed commits, a failing
+// handler) is retried, never reported: records are not skipped, so waiting
+// is safe. A consumer that can never consume, though, should not look alive:
+// failing stops the service, so that it exits, is restarted and alerts.
 func (c *Consumer) Failed() <-chan error { return c.failed }
+
+// fail reports err on Failed unless an error is already waiting there.
+func (c *Consumer) fail(err error) {
+	c.log.Error("consumer failed", zap.Error(err))
+	select {
+	case c.failed <- err:
+	default:
+	}
+}
+
+// isFatalConsumeError reports whether a poll error is one that waiting
+// cannot fix: it needs an operator (credentials, ACLs, configuration).
+func isFatalConsumeError(err error) bool {
+	for _, fatal := range []error{
+		kerr.GroupAuthorizationFailed,
+		kerr.TopicAuthorizationFailed,
+		kerr.ClusterAuthorizationFailed,
+		kerr.SaslAuthenticationFailed,
+		kerr.InvalidGroupID,
+	} {
+		if errors.Is(err, fatal) {
+			return true
+		}
+	}
+	return false
+}
 
 // Start begins polling in the background.
 func (c *Consumer) Start(context.Context) error {
@@ -130,16 +166,33 @@ func (c *Consumer) run(ctx, work context.Context) {
 		}
 		fs := c.cl.PollRecords(pctx, c.maxPoll)
 		cancel()
-		if ctx.Err() != nil || fs.IsClientClosed() {
+		if ctx.Err() != nil {
 			c.cl.AllowRebalance()
 			return
 		}
+		if fs.IsClientClosed() { // closed by someone else: Stop cancels ctx first
+			c.cl.AllowRebalance()
+			c.fail(fmt.Errorf("consuming: %w", kgo.ErrClientClosed))
+			return
+		}
+		var fatal error
 		fs.EachError(func(t string, p int32, err error) {
 			if c.tick > 0 && errors.Is(err, context.DeadlineExceeded) {
 				return // the tick's own poll deadline
 			}
+			if fatal == nil && isFatalConsumeError(err) {
+				fatal = fmt.Errorf("consuming %s/%d: %w", t, p, err)
+				if t == "" {
+					fatal = fmt.Errorf("consumer group: %w", err)
+				}
+			}
 			c.log.Warn("fetch error", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
 		})
+		if fatal != nil {
+			c.cl.AllowRebalance()
+			c.fail(fatal)
+			return
+		}
 		recs := fs.Records()
 		if len(recs) > 0 || c.tick > 0 {
 			if err := c.handle(ctx, work, recs); err != nil {

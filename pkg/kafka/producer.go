@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,8 +43,15 @@ func NewProducer(cfg Config, log *zap.Logger, extra ...kgo.Opt) (*Producer, erro
 // Client returns the underlying franz-go client.
 func (p *Producer) Client() *kgo.Client { return p.cl }
 
-// ProduceAll produces recs and waits for every broker ack. errs[i] is the
-// outcome of recs[i]; the slice is nil when every record was acknowledged.
+// ProduceAll produces recs and waits for every broker ack, or for ctx to
+// end. errs[i] is the outcome of recs[i]; the slice is nil when every record
+// was acknowledged.
+//
+// When ctx ends first, the records still unanswered fail with ctx's error.
+// franz-go cannot fail a record of an idempotent producer once its request
+// was sent and got no answer (a broker died mid-request), so without this a
+// caller would wait until the broker came back. Such a record is reported
+// as not stored, though it may still be written later: at least once.
 func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
 	if len(recs) == 0 {
 		return nil
@@ -51,29 +59,42 @@ func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
-		errs   []error
+		errs   = make([]error, len(recs))
+		done   = make([]bool, len(recs))
 		failed bool
 	)
 	wg.Add(len(recs))
 	for i, r := range recs {
 		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if errs == nil {
-					errs = make([]error, len(recs))
-				}
-				errs[i] = err
-				failed = true
-				mu.Unlock()
-			}
+			mu.Lock()
+			errs[i], done[i] = err, true
+			failed = failed || err != nil
+			mu.Unlock()
 			wg.Done()
 		})
 	}
-	wg.Wait()
+	all := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(all)
+	}()
+	select {
+	case <-all:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := slices.Clone(errs) // late promises write to errs, not to what is returned
+	for i := range out {
+		if !done[i] {
+			out[i] = fmt.Errorf("no answer from kafka: %w", context.Cause(ctx))
+			failed = true
+		}
+	}
 	if !failed {
 		return nil
 	}
-	return errs
+	return out
 }
 
 // Ping checks that a broker answers.

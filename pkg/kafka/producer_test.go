@@ -162,7 +162,10 @@ func TestProduceAll(t *testing.T) {
 		if err := kafka.EnsureTopics(ctx, cfg, nil, "events"); err != nil {
 			t.Fatal(err)
 		}
-		p := newProducer(t, cfg)
+		p, err := kafka.NewProducer(cfg, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
 		// The broker never answers produce: the records wait until the
 		// caller gives up.
 		c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -172,8 +175,15 @@ func TestProduceAll(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
 		errs := p.ProduceAll(short, records("events", 2))
-		if len(errs) != 2 || errs[0] == nil || errs[1] == nil {
-			t.Fatalf("errs = %v, want both records failed", errs)
+		if len(errs) != 2 || !errors.Is(errs[0], context.DeadlineExceeded) || !errors.Is(errs[1], context.DeadlineExceeded) {
+			t.Fatalf("errs = %v, want both records failed with the context's error", errs)
+		}
+		// Close cannot flush what the broker never answers; it gives up
+		// when its context ends.
+		cctx, ccancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer ccancel()
+		if err := p.Close(cctx); err == nil {
+			t.Fatal("Close flushed records the broker never answered")
 		}
 	})
 }

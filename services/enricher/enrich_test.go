@@ -249,3 +249,45 @@ func TestStateRestoredAfterRestart(t *testing.T) {
 		t.Error("the second instance restored nothing")
 	}
 }
+
+// TestEnrichedEdXEventWithInstalledDatabases is the test above with the
+// real databases `make geoip` installs (skipped when they are not there):
+// an edX event from a public IP gets country, city and ASN from them.
+func TestEnrichedEdXEventWithInstalledDatabases(t *testing.T) {
+	city, asn, ok := InstalledGeoIP("../../data/geoip")
+	if !ok {
+		t.Skip("no databases in data/geoip: run make geoip")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kcfg := kafkatest.Cluster(t)
+	_, serde := avrotest.Registry(t)
+	cfg := Defaults()
+	cfg.Kafka = kcfg
+	cfg.Group = kafkatest.UniqueName(t, "enricher")
+	cfg.GeoIP = GeoIPConfig{City: city, ASN: asn}
+	svc, err := New(cfg, Deps{Log: zaptest.NewLogger(t), Serde: serde})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = svc.Stop(context.Background()) }()
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	// 8.8.8.8 is Google's public resolver: AS15169 in the United States.
+	native := eventtest.EdX(eventtest.Env{ID: run, IP: "10.0.0.5", Key: "real-" + run}, map[string]any{
+		"username": "learner", "ip": "8.8.8.8", "agent": chromeUA, "event_type": "play_video"})
+	if err := newClient(t, kcfg).ProduceSync(ctx, rawRecord(t, serde, event.EdX, native)).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeAll(ctx, t, serde, consume(ctx, t, kcfg, event.EnrichedTopic(event.EdX), 1,
+		func(r *kgo.Record) bool { return string(r.Key) == "real-"+run }))
+	g := enrich.Rec(enrichmentOf(got[run])["geo"])
+	asnNo, _ := enrich.Int(g["asn"])
+	if enrich.Str(g["country_code"]) != "US" || enrich.Str(g["country_name"]) != "United States" || enrich.Str(g["city"]) == "" || asnNo != 15169 {
+		t.Errorf("geo from the installed databases = %v", g)
+	}
+	t.Logf("8.8.8.8: %s, %s, %s; AS%d %s (%s, %s)", enrich.Str(g["city"]), enrich.Str(g["region"]), enrich.Str(g["country_name"]),
+		asnNo, enrich.Str(g["as_org"]), enrich.Str(g["city_db"]), enrich.Str(g["asn_db"]))
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -14,8 +13,10 @@ import (
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 	"github.com/sluicehq/sluice/pkg/pipeline"
-	"github.com/sluicehq/sluice/schemas"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
+	"github.com/sluicehq/sluice/services/enricher/internal/privacy"
+	"github.com/sluicehq/sluice/services/enricher/internal/project"
+	"github.com/sluicehq/sluice/services/enricher/internal/resolve"
 )
 
 // handler turns the raw records of one poll into enriched records and dead
@@ -33,13 +34,17 @@ type handler struct {
 	// are dead-lettered (event_too_large) before they could fail, and so
 	// abort, a whole transaction.
 	maxRecordBytes int
-	// enrichment encodes a sluice.Enrichment record alone: an unmodified
-	// raw record whose schema is the enriched subject's is copied and the
-	// enrichment appended, instead of re-encoding the whole record.
-	enrichment *goavro.Codec
 	// tooLarge holds raw records whose enriched record the broker refused
 	// as too large; their retry dead-letters them.
 	tooLarge map[recordID]bool
+	// policies are the families' privacy policies (nil: none, as with the
+	// test seam).
+	policies map[event.Family]*privacy.Policy
+	// project enables the fast path's partial decoding (resolve.Reads): the
+	// production chain only reads, so the rest of the record need not be
+	// decoded. Off for the test seam, whose processor may change anything.
+	project  bool
+	programs map[int]*project.Program // by writer schema id
 }
 
 type recordID struct {
@@ -54,18 +59,6 @@ type output struct {
 	families []event.Family
 	sources  []*kgo.Record // sources[i] is the raw record of records[i]
 	dead     []*pipeline.DeadLetter
-}
-
-func newEnrichmentCodec() (*goavro.Codec, error) {
-	text, err := schemas.Latest("enrichment")
-	if err != nil {
-		return nil, err
-	}
-	c, err := goavro.NewCodec(text)
-	if err != nil {
-		return nil, fmt.Errorf("compiling the enrichment schema: %w", err)
-	}
-	return c, nil
 }
 
 // transform enriches recs. A transient error means the whole batch must be
@@ -103,18 +96,39 @@ func (h *handler) enrich(ctx context.Context, r *kgo.Record, now time.Time) (*kg
 	if h.tooLarge[recordID{r.Topic, r.Partition, r.Offset}] {
 		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonEventTooLarge, "", "the broker refused the enriched record as too large"))
 	}
-	native, codec, err := h.serde.Decode(ctx, r.Value)
+	topic := event.EnrichedTopic(fam)
+	enc, err := h.serde.Subject(avro.ValueSubject(topic))
 	if err != nil {
-		if avro.IsTransient(err) {
-			return nil, fam, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		return nil, fam, pipeline.Permanent(err)
+	}
+	pol := h.policies[fam]
+	// The fast path copies the raw bytes and appends the enrichment: the
+	// record is written with the enriched subject's schema, its enrichment
+	// is null and the privacy policy changes nothing in it. Then only the
+	// fields the enrichment reads need decoding (when the chain is the
+	// production one, which only reads).
+	keep := pol == nil || !pol.Changes()
+	var rec map[string]any
+	partial := false
+	if keep && h.project {
+		rec = h.decodeProjected(ctx, r.Value, enc.ID, fam)
+		partial = rec != nil
+	}
+	fast := partial
+	if rec == nil {
+		native, codec, err := h.serde.Decode(ctx, r.Value)
+		if err != nil {
+			if avro.IsTransient(err) {
+				return nil, fam, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+			return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "%v", err))
 		}
-		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "%v", err))
+		var ok bool
+		if rec, ok = native.(map[string]any); !ok {
+			return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "value is a %T, not a record", native))
+		}
+		fast = keep && codec.ID == enc.ID && rec["enrichment"] == nil
 	}
-	rec, ok := native.(map[string]any)
-	if !ok {
-		return nil, fam, pipeline.Permanent(event.Reject(event.ReasonUndecodable, "", "value is a %T, not a record", native))
-	}
-	rawEnrichmentNull := rec["enrichment"] == nil
 	e := &enrich.Event{Family: fam, Key: string(r.Key), Partition: r.Partition, Offset: r.Offset, Now: now, Native: rec}
 	enrich.Stamp(e, enrich.Provenance{
 		EnrichedAt: now,
@@ -127,18 +141,27 @@ func (h *handler) enrich(ctx context.Context, r *kgo.Record, now time.Time) (*kg
 	if err := h.proc.Process(ctx, e); err != nil {
 		return nil, fam, fmt.Errorf("enriching: %w", err)
 	}
-	topic := event.EnrichedTopic(fam)
-	enc, err := h.serde.Subject(avro.ValueSubject(topic))
-	if err != nil {
-		return nil, fam, pipeline.Permanent(err)
-	}
 	var value []byte
-	if !e.Modified && rawEnrichmentNull && codec.ID == enc.ID && h.enrichment != nil {
-		value, err = h.appendEnrichment(enc.ID, r.Value, e.Out)
+	if fast && !e.Modified {
+		if pol != nil {
+			e.Enr.Privacy = &enrich.Privacy{IP: privacy.IPKeep}
+		}
+		value, err = appendEnrichment(enc.ID, r.Value, e.Enr)
 		if err != nil {
 			return nil, fam, pipeline.Permanent(fmt.Errorf("encoding enrichment: %w", err))
 		}
 	} else {
+		if partial {
+			// Only the test seam changes records, and it never decodes
+			// partially; a partial record must never be encoded.
+			return nil, fam, pipeline.Permanent(errors.New("a partially decoded record was changed"))
+		}
+		enr := e.SetNative()
+		if pol != nil {
+			// Last, so nothing it removes reaches the enriched topic, and
+			// over the enrichment too, whose copies it must reach.
+			enr["privacy"] = pol.Apply(e.Native)
+		}
 		value, err = enc.Encode(nil, e.Native)
 		if err != nil {
 			return nil, fam, pipeline.Permanent(fmt.Errorf("encoding enriched record: %w", err))
@@ -155,20 +178,48 @@ func (h *handler) enrich(ctx context.Context, r *kgo.Record, now time.Time) (*kg
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: value, Headers: r.Headers, Partition: r.Partition}, fam, nil
 }
 
+// decodeProjected decodes the fields the enrichment reads, when the record
+// can take the fast path: written with the enriched subject's schema (id)
+// and with a null enrichment. It returns nil otherwise, and on any doubt
+// (the full decode then decides).
+func (h *handler) decodeProjected(ctx context.Context, value []byte, id int, fam event.Family) map[string]any {
+	wid, body, err := avro.SplitWire(value)
+	if err != nil || wid != id {
+		return nil
+	}
+	p := h.programs[id]
+	if p == nil {
+		c, err := h.serde.Codec(ctx, id)
+		if err != nil {
+			return nil
+		}
+		if p, err = project.Compile(c.Schema); err != nil {
+			h.log.Warn("compiling a projection; decoding whole records", zap.Int("schema_id", id), zap.Error(err))
+			return nil
+		}
+		h.programs[id] = p
+	}
+	rec, err := p.DecodeLoose(body, resolve.Reads[fam])
+	if err != nil || rec["enrichment"] != nil {
+		return nil
+	}
+	return rec
+}
+
 // appendEnrichment builds the enriched value from the raw one: the raw
 // record's schema is the enriched subject's and its enrichment (the last
 // field) is null, a single 0x00 byte, so the enriched record is the raw
 // body without that byte, the union branch 1 (0x02) and the enrichment.
-func (h *handler) appendEnrichment(id int, raw []byte, enr map[string]any) ([]byte, error) {
+func appendEnrichment(id int, raw []byte, enr *enrich.Enrichment) ([]byte, error) {
 	_, body, err := avro.SplitWire(raw)
 	if err != nil || len(body) == 0 || body[len(body)-1] != 0 {
 		return nil, errors.New("raw record does not end with a null enrichment")
 	}
-	out := make([]byte, 0, len(raw)+512)
+	out := make([]byte, 0, len(raw)+384)
 	out = append(out, 0, byte(id>>24), byte(id>>16), byte(id>>8), byte(id))
 	out = append(out, body[:len(body)-1]...)
 	out = append(out, 2)
-	return h.enrichment.BinaryFromNative(out, enr)
+	return enr.AppendBinary(out), nil
 }
 
 // deadLetter describes r for the dead-letter topic. The reason is the code

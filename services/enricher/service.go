@@ -21,6 +21,8 @@ import (
 	"github.com/sluicehq/sluice/pkg/telemetry"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
 	"github.com/sluicehq/sluice/services/enricher/internal/geo"
+	"github.com/sluicehq/sluice/services/enricher/internal/privacy"
+	"github.com/sluicehq/sluice/services/enricher/internal/project"
 	"github.com/sluicehq/sluice/services/enricher/internal/state"
 )
 
@@ -113,23 +115,19 @@ func newService(cfg Config, deps Deps, proc enrich.Processor) (*Service, error) 
 		return nil, fmt.Errorf("enricher: %w", err)
 	}
 	store := state.New(cfg.State.MaxKeys, cfg.State.MaxAge)
+	var policies map[event.Family]*privacy.Policy
 	if proc == nil {
-		chain, err := newChain(cfg, db, store)
+		policies, err = compilePolicies(cfg.Privacy)
 		if err != nil {
 			_ = db.Close()
 			return nil, err
 		}
-		proc = chain
+		proc = newChain(cfg, db, store)
 	}
 	dlq, err := pipeline.NewDLQ(deps.Serde, nil, Version, reg) // builds records; the loop produces them
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("building dead-letter writer: %w", err)
-	}
-	enc, err := newEnrichmentCodec()
-	if err != nil {
-		_ = db.Close()
-		return nil, err
 	}
 	s := &Service{
 		cfg:      cfg,
@@ -147,8 +145,10 @@ func newService(cfg Config, deps Deps, proc enrich.Processor) (*Service, error) 
 			metrics:        m,
 			log:            log,
 			maxRecordBytes: int(cfg.Kafka.MaxMessageBytes) - 512, // room for the batch and record overhead
-			enrichment:     enc,
 			tooLarge:       map[recordID]bool{},
+			policies:       policies,
+			project:        policies != nil, // the production chain only reads
+			programs:       map[int]*project.Program{},
 		},
 	}
 	if deps.Ready != nil {

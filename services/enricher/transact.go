@@ -146,6 +146,11 @@ func (l *loop) run(ctx, work context.Context) error {
 	}
 }
 
+// beforeEnd, when set (by tests only), runs in every transaction after its
+// records are produced and before it ends: the scale-out test slows its
+// instances down so that a kill lands inside an open transaction.
+var beforeEnd func()
+
 // fatalError ends the loop: the transactional producer is in a state no
 // retry leaves (franz-go: no error End returns is retryable).
 type fatalError struct{ err error }
@@ -219,6 +224,9 @@ func (l *loop) batch(ctx context.Context, recs []*kgo.Record) (committed bool, e
 		}
 	}
 	wg.Wait() // every promise has run: firstErr is final
+	if beforeEnd != nil {
+		beforeEnd()
+	}
 	commit := terr == nil && firstErr == nil
 	ok, endErr := l.sess.End(ctx, kgo.TransactionEndTry(commit))
 	if endErr != nil {

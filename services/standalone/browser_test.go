@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -112,6 +112,8 @@ func startPipelineWith(t *testing.T, dir string, mutate func(*Config)) string {
 	for _, k := range []*time.Duration{&cfg.Enricher.Kafka.HeartbeatInterval, &cfg.SinkFile.Kafka.HeartbeatInterval} {
 		*k = 300 * time.Millisecond
 	}
+	// Files become visible when the sink publishes them: soon, here.
+	cfg.SinkFile.RotateAge = 500 * time.Millisecond
 	mutate(&cfg)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -239,39 +241,53 @@ func find(evs []sinkEvent, ok func(sinkEvent) bool) *sinkEvent {
 	return nil
 }
 
-// pingListener records the URLs of the beacons (CDP resource type Ping) the
-// tab sends.
-type pingListener struct {
+// recorder is a reverse proxy in front of the gateway that notes every
+// request, so the test sees how the browser sent each batch: a beacon has
+// its key and batch id in the query and no Authorization header.
+type recorder struct {
+	url  string
 	mu   sync.Mutex
-	urls []string
+	reqs []recorded
 }
 
-func listenPings(t *testing.T, ctx context.Context) *pingListener {
+type recorded struct {
+	method, path, query, auth, contentType string
+}
+
+func newRecorder(t *testing.T, gw string) *recorder {
 	t.Helper()
-	pl := &pingListener{}
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Type == network.ResourceTypePing {
-			pl.mu.Lock()
-			pl.urls = append(pl.urls, e.Request.URL)
-			pl.mu.Unlock()
-		}
-	}); err != nil {
+	target, err := url.Parse(gw)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+	rec := &recorder{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return pl
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), r.Header.Get("Content-Type")})
+		rec.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	rec.url = "http://" + ln.Addr().String()
+	return rec
 }
 
-// batchIDs returns the idempotency_key of every beacon seen so far.
-func (pl *pingListener) batchIDs() []string {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
+// beaconBatches returns the batch ids of the beacons: POSTs with the key in
+// the query and no Authorization header.
+func (rec *recorder) beaconBatches() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
 	var ids []string
-	for _, u := range pl.urls {
-		if p, err := url.Parse(u); err == nil && p.Query().Get("idempotency_key") != "" {
-			ids = append(ids, p.Query().Get("idempotency_key"))
+	for _, r := range rec.reqs {
+		q, _ := url.ParseQuery(r.query)
+		if r.method == http.MethodPost && r.auth == "" && q.Get("key") != "" && q.Get("idempotency_key") != "" {
+			ids = append(ids, q.Get("idempotency_key"))
 		}
 	}
 	return ids
@@ -291,16 +307,18 @@ func TestBrowserAgentEndToEnd(t *testing.T) {
 	})
 	allowed.gateway, blocked.gateway = gw, gw
 	ctx := newBrowser(t, chromium)
-	pings := listenPings(t, ctx)
 
-	t.Run("demo", func(t *testing.T) { playDemo(t, ctx, gw, dir, pings) })
+	// The demo is opened through a recording proxy: the page, and so the
+	// agent, which posts to where its script came from, use the proxy.
+	t.Run("demo", func(t *testing.T) { playDemo(t, ctx, newRecorder(t, gw), dir) })
 	t.Run("clicks family", func(t *testing.T) { clicksFamily(t, ctx, gw, dir) })
 	t.Run("cors", func(t *testing.T) { corsFromOtherOrigins(t, ctx, dir, allowed, blocked) })
 }
 
 // playDemo plays the demo as a person would and finds what it did in the
 // file sink.
-func playDemo(t *testing.T, ctx context.Context, gw, dir string, pings *pingListener) {
+func playDemo(t *testing.T, ctx context.Context, rec *recorder, dir string) {
+	gw := rec.url
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -324,7 +342,9 @@ func playDemo(t *testing.T, ctx context.Context, gw, dir string, pings *pingList
 	do("pick a radio", chromedp.Click(chromedp.ID("hard")))
 	do("scroll", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Call(ctx, input.DispatchMouseEvent, input.DispatchMouseEventParams{
-			Type: input.DispatchMouseEventTypeMouseWheel, X: 400, Y: 400, DeltaY: 900,
+			// DeltaX is required, and a zero would be left out: -1 at
+			// scrollX 0 moves nothing.
+			Type: input.DispatchMouseEventTypeMouseWheel, X: 400, Y: 400, DeltaX: -1, DeltaY: 900,
 		})
 		return chromedp.Void{}, err
 	}, chromedp.Sleep(600*time.Millisecond))
@@ -385,7 +405,7 @@ func playDemo(t *testing.T, ctx context.Context, gw, dir string, pings *pingList
 		t.Error("no text on blur")
 	}
 	unload := find(mine, func(e sinkEvent) bool { return e.typ == "unload" })
-	if ids := pings.batchIDs(); !slices.Contains(ids, unload.envelope("batch_id")) {
+	if ids := rec.beaconBatches(); !slices.Contains(ids, unload.envelope("batch_id")) {
 		t.Errorf("the unload's batch %q is not one of the beacons %v", unload.envelope("batch_id"), ids)
 	}
 	// The agent's event ids are UUIDv4 (the gateway mints v7, or v5 for a batch).
@@ -554,7 +574,7 @@ func corsFromOtherOrigins(t *testing.T, ctx context.Context, dir string, allowed
 		return n == 3
 	})
 	// Give a stray event time to arrive before checking that none did.
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second)
 	evs = sinkEvents(t, dir, "crowdframe")
 	for _, e := range evs {
 		if strings.HasPrefix(e.worker, "cors-blocked") || e.worker == "cors-allowed-dev" {

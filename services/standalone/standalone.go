@@ -47,6 +47,11 @@ type Config struct {
 	SinkFile    sinkfile.Config `yaml:"sink_file" envPrefix:"SINK_FILE_"`
 }
 
+// DevWeaklayerKeyFile, in the data directory, holds the development
+// Weaklayer group install key (the JSON object a sensor sends as "key"),
+// generated on the first start with the dev key on.
+const DevWeaklayerKeyFile = "dev-weaklayer-install-key.json"
+
 // Defaults returns a loopback-only development setup.
 func Defaults() Config {
 	c := Config{
@@ -107,6 +112,10 @@ func (c *Config) wire() {
 	if c.SinkFile.Dir == "" || c.SinkFile.Dir == sinkfile.Defaults().Dir {
 		c.SinkFile.Dir = filepath.Join(c.DataDir, "sink")
 	}
+	// The databases `make geoip` installs, unless others are configured.
+	if g := &c.Enricher.GeoIP; len(g.City) == 0 && len(g.ASN) == 0 {
+		g.City, g.ASN, _ = enricher.InstalledGeoIP(filepath.Join(c.DataDir, "geoip"))
+	}
 }
 
 // Build starts nothing; it returns the components in start order.
@@ -114,6 +123,13 @@ func Build(ctx context.Context, cfg *Config, env app.Env) ([]app.Component, erro
 	cfg.wire()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	if cfg.Gateway.DevKey {
+		// A Weaklayer group for development: the install key a sensor is
+		// configured with is kept in the data directory.
+		if err := gateway.EnableDevWeaklayerKey(&cfg.Gateway, filepath.Join(cfg.DataDir, DevWeaklayerKeyFile)); err != nil {
+			return nil, err
+		}
 	}
 	_, portStr, _ := net.SplitHostPort(cfg.KafkaAddr)
 	port, _ := strconv.Atoi(portStr)
@@ -232,6 +248,9 @@ Sluice standalone is running.
   Demo page        http://%[1]s/demo/   (browser agent: /sdk/sluice.js)
   Send events      curl -H 'Authorization: Bearer dev' -H 'Content-Type: application/x-ndjson' \
                         --data-binary @events.ndjson http://%[1]s/v1/events/edx
+  Native endpoints /event  /segmentio/event?key=dev  /v1/crowdframe  /install  /events
+                   /v1/workstation/archives  /v1/clicks  /services/collector (HEC token: dev)
+  Weaklayer key    %[6]s/%[7]s   (the sensor's install key)
   Admin            http://%[2]s/metrics  /healthz  /readyz
   Kafka            %[3]s   (kcat -b %[3]s -L)
   Schema registry  %[4]s/subjects
@@ -240,5 +259,5 @@ Sluice standalone is running.
   Data directory   %[6]s   (delete it to start from scratch)
 
 Stop with Ctrl-C; acknowledged events survive a restart.
-`, gwAddr, cfg.AdminAddr, cfg.KafkaAddr, regURL, cfg.SinkFile.Dir, cfg.DataDir)
+`, gwAddr, cfg.AdminAddr, cfg.KafkaAddr, regURL, cfg.SinkFile.Dir, cfg.DataDir, DevWeaklayerKeyFile)
 }

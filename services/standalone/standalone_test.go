@@ -50,6 +50,8 @@ func startPipeline(t *testing.T, dir string) *running {
 	for _, k := range []*time.Duration{&cfg.Enricher.Kafka.HeartbeatInterval, &cfg.SinkFile.Kafka.HeartbeatInterval} {
 		*k = 300 * time.Millisecond
 	}
+	// Publish sink files within a second, so tests see their lines soon.
+	cfg.SinkFile.RotateAge = time.Second
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,13 @@
 package kafkatest
 
 import (
+	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -58,9 +61,22 @@ func Fake(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // Real reports whether tests run against a real broker (KAFKA_BROKERS set).
 func Real() bool { return os.Getenv("KAFKA_BROKERS") != "" }
 
+// names numbers UniqueName's results, so two calls in one microsecond differ.
+var names atomic.Int64
+
 // UniqueName returns a topic or group name unique to this test, so tests
-// can share a real broker.
+// can share a real broker. It is a legal Kafka name: at most 249 of
+// [a-zA-Z0-9._-], whatever the test is called.
 func UniqueName(t testing.TB, prefix string) string {
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	return prefix + "." + name + "." + time.Now().Format("150405.000000")
+	name := strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf && (r == '.' || r == '_' || r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return r
+		}
+		return '-'
+	}, t.Name())
+	suffix := fmt.Sprintf(".%s.%d", time.Now().Format("150405.000000"), names.Add(1))
+	if room := 249 - len(prefix) - 1 - len(suffix); len(name) > room {
+		name = name[:max(room, 0)]
+	}
+	return prefix + "." + name + suffix
 }

@@ -58,15 +58,16 @@ type ChildConfig struct {
 	Point func(name string)
 }
 
-// childKafka is the Kafka configuration of children: short group timings,
-// so that a killed member leaves the group quickly.
+// childKafka is the Kafka configuration of children: the shortest group
+// session brokers allow by default (group.min.session.timeout.ms), so that
+// a killed member leaves the group quickly.
 func childKafka(brokers []string) kafka.Config {
 	cfg := kafka.Defaults()
 	cfg.Brokers = brokers
 	cfg.Partitions = 3
-	cfg.SessionTimeout = 3 * time.Second
-	cfg.HeartbeatInterval = 300 * time.Millisecond
-	cfg.RebalanceTimeout = 6 * time.Second
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.HeartbeatInterval = 500 * time.Millisecond
+	cfg.RebalanceTimeout = 10 * time.Second
 	cfg.CreateTopics = false
 	if os.Getenv("KAFKA_BROKERS") != "" {
 		cfg.ReplicationFactor = -1
@@ -195,7 +196,7 @@ func startChild(ctx context.Context, t *testing.T, name string, env []string) *c
 	}()
 	t.Cleanup(func() {
 		c.kill()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("SLUICE_SINKTEST_LOGS") != "" {
 			t.Logf("stderr of %s:\n%s", c.name, tail(c.stderr.String(), 60))
 		}
 	})

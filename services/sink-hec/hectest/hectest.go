@@ -52,8 +52,9 @@ type Config struct {
 	// LostAckRate is the fraction of ackIds that never become true,
 	// although their events are indexed (a lost acknowledgement).
 	LostAckRate float64
-	// AckDelay is how long after its request an ackId becomes true.
-	AckDelay time.Duration
+	// AckDelay is how long after its request an ackId becomes true, plus a
+	// random part up to AckJitter (so acks come true out of order).
+	AckDelay, AckJitter time.Duration
 	// Latency is added to every event request.
 	Latency time.Duration
 	// MaxContentLength bounds a request's decompressed body (413 beyond);
@@ -63,6 +64,12 @@ type Config struct {
 	Seed uint64
 	// Discard counts indexed events without keeping them (benchmarks).
 	Discard bool
+	// Reject, when set, refuses the events (their "event" member) it
+	// returns true for with 400 code 6, as splunkd does malformed data:
+	// the events before are indexed and the reply names the refused one,
+	// unless RejectUnnumbered leaves the number out.
+	Reject           func(event []byte) bool
+	RejectUnnumbered bool
 }
 
 // Event is one indexed event.
@@ -331,7 +338,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, cfg Config,
 	}
 	id := c.next
 	c.next++
-	st := &ackState{readyAt: time.Now().Add(cfg.AckDelay), lost: s.rng.Float64() < cfg.LostAckRate, events: indexes}
+	delay := cfg.AckDelay
+	if cfg.AckJitter > 0 {
+		delay += time.Duration(s.rng.Int64N(int64(cfg.AckJitter)))
+	}
+	st := &ackState{readyAt: time.Now().Add(delay), lost: s.rng.Float64() < cfg.LostAckRate, events: indexes}
 	if st.lost {
 		s.stats.AcksLost++
 	}
@@ -388,6 +399,12 @@ func parse(data []byte, cfg Config) ([]Event, *reply) {
 			return out, bad(6, "Invalid data format", n)
 		case len(t) >= 2 && t[0] == '"' && strings.TrimSpace(t[1:len(t)-1]) == "":
 			return out, bad(13, "Event field cannot be blank", n)
+		}
+		if cfg.Reject != nil && cfg.Reject(ev) {
+			if cfg.RejectUnnumbered {
+				return nil, &reply{Text: "Invalid data format", Code: 6}
+			}
+			return out, bad(6, "Invalid data format", n)
 		}
 		e := Event{Event: ev}
 		str := func(k string) (string, bool) {
@@ -512,6 +529,6 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request, cfg Config, ch
 
 // String describes the knobs, for test logs.
 func (c Config) String() string {
-	return fmt.Sprintf("ack=%v busy=%.2f throttle=%.2f error=%.2f lost_acks=%.2f ack_delay=%s latency=%s",
-		c.Ack, c.BusyRate, c.ThrottleRate, c.ErrorRate, c.LostAckRate, c.AckDelay, c.Latency)
+	return fmt.Sprintf("ack=%v busy=%.2f throttle=%.2f error=%.2f lost_acks=%.2f ack_delay=%s+%s latency=%s",
+		c.Ack, c.BusyRate, c.ThrottleRate, c.ErrorRate, c.LostAckRate, c.AckDelay, c.AckJitter, c.Latency)
 }

@@ -22,11 +22,11 @@ type Event struct {
 
 	// Native is the record as goavro decoded it (a sluice.<family>.Event,
 	// see package avro for the native conventions). Processors may change
-	// it in place.
+	// it in place (and then set Modified).
 	Native map[string]any
-	// Out holds the fields of its sluice.Enrichment record; Stamp sets the
-	// provenance, processors add the rest (null fields may be left out).
-	Out map[string]any
+	// Enr is its sluice.Enrichment record; Stamp sets the provenance,
+	// processors add the rest.
+	Enr *Enrichment
 
 	// Set by context resolution for the stages after it: the client IP and
 	// user agent that describe the event's client, and where each came from
@@ -34,9 +34,9 @@ type Event struct {
 	IP, IPSource string
 	UA, UASource string
 
-	// Modified must be set by a processor that changes Native (other than
-	// through Out): the encoder then re-encodes the whole record instead of
-	// appending the enrichment to the raw bytes.
+	// Modified must be set by a processor that changes Native: the encoder
+	// then re-encodes the whole record instead of appending the enrichment
+	// to the raw bytes.
 	Modified bool
 }
 
@@ -82,21 +82,25 @@ type Provenance struct {
 	Offset     int64
 }
 
-// Stamp sets e.Out to a fresh enrichment holding p and points the record's
-// enrichment field at it, replacing whatever the record carried (null on
-// raw topics).
+// Stamp gives e a fresh enrichment holding p. The record's own enrichment
+// field (null on raw topics) is replaced when the record is encoded.
 func Stamp(e *Event, p Provenance) {
-	e.Out = map[string]any{
-		"enriched_at":       p.EnrichedAt,
-		"enricher_version":  p.Version,
-		"enricher_instance": p.Instance,
-		"raw_topic":         p.Topic,
-		"raw_partition":     p.Partition,
-		"raw_offset":        p.Offset,
+	e.Enr = &Enrichment{
+		EnrichedAt:   p.EnrichedAt,
+		Version:      p.Version,
+		Instance:     p.Instance,
+		RawTopic:     p.Topic,
+		RawPartition: p.Partition,
+		RawOffset:    p.Offset,
 	}
-	if e.Native != nil {
-		e.Native["enrichment"] = avro.Record(avro.EnrichmentName, e.Out)
-	}
+}
+
+// SetNative points the record's enrichment field at e.Enr as goavro native
+// values, for encoding the whole record; it returns the enrichment's fields.
+func (e *Event) SetNative() map[string]any {
+	m := e.Enr.Native()
+	e.Native["enrichment"] = avro.Record(avro.EnrichmentName, m)
+	return m
 }
 
 // Names of the records inside sluice.Enrichment, as union branches.

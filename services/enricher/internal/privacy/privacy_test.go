@@ -32,8 +32,9 @@ func compile(t *testing.T, f event.Family, r Rules) *Policy {
 }
 
 // enriched decodes native as the enricher receives it and runs context
-// resolution, so the enrichment copies exist for the policy to reach.
-func enriched(t *testing.T, f event.Family, native map[string]any) *enrich.Event {
+// resolution, so the enrichment copies exist for the policy to reach; it
+// returns the event and its enrichment as native values, set on the record.
+func enriched(t *testing.T, f event.Family, native map[string]any) (*enrich.Event, map[string]any) {
 	t.Helper()
 	d, err := eventtest.Decoded(f, native)
 	if err != nil {
@@ -47,7 +48,7 @@ func enriched(t *testing.T, f event.Family, native map[string]any) *enrich.Event
 		t.Fatal(err)
 	}
 	st.Commit()
-	return e
+	return e, e.SetNative()
 }
 
 func mac(v string) string {
@@ -73,11 +74,11 @@ func TestTruncateIP(t *testing.T) {
 
 func TestEdXPolicy(t *testing.T) {
 	p := compile(t, event.EdX, Rules{IP: IPTruncate, Drop: []string{"agent", "referer"}, HMAC: []string{"username", "context.user_id"}})
-	e := enriched(t, event.EdX, eventtest.EdX(eventtest.Env{IP: "10.0.0.5", Key: "alice", UA: "ua"}, map[string]any{
+	e, enr := enriched(t, event.EdX, eventtest.EdX(eventtest.Env{IP: "10.0.0.5", Key: "alice", UA: "ua"}, map[string]any{
 		"username": "alice", "ip": "81.2.69.142", "agent": "Mozilla/5.0", "event_type": "play_video",
 		"context": eventtest.EdXContext("course-v1:a+b+c", "a", 42),
 	}))
-	e.Out["privacy"] = p.Apply(e.Native)
+	enr["privacy"] = p.Apply(e.Native)
 	n := e.Native
 	if got := enrich.Str(n["ip"]); got != "81.2.69.0" {
 		t.Errorf("ip %q", got)
@@ -98,7 +99,7 @@ func TestEdXPolicy(t *testing.T) {
 	if enrich.Rec(n["envelope"])["raw"] != nil {
 		t.Error("envelope.raw kept: it would undo the policy")
 	}
-	pr := enrich.Rec(e.Out["privacy"])
+	pr := enrich.Rec(enr["privacy"])
 	if pr["ip"] != IPTruncate || enrich.Str(pr["key_id"]) != "k2026" {
 		t.Errorf("privacy record %v", pr)
 	}
@@ -123,11 +124,11 @@ func strs(v any) string {
 // and its copy in the enrichment are both hashed with the same key.
 func TestCrowdFramePolicyReachesCopies(t *testing.T) {
 	p := compile(t, event.CrowdFrame, Rules{IP: IPHMAC, HMAC: []string{"details.ua"}})
-	e := enriched(t, event.CrowdFrame, eventtest.CrowdFrame(eventtest.Env{IP: "81.2.69.142"}, "context", "W1", "t", "b", 0,
+	e, enr := enriched(t, event.CrowdFrame, eventtest.CrowdFrame(eventtest.Env{IP: "81.2.69.142"}, "context", "W1", "t", "b", 0,
 		eventtest.CFContext("Mozilla/5.0 test", "81.2.69.142")))
-	e.Out["privacy"] = p.Apply(e.Native)
+	enr["privacy"] = p.Apply(e.Native)
 	d := enrich.Rec(e.Native["details"])
-	cf := enrich.Rec(e.Out["crowdframe"])
+	cf := enrich.Rec(enr["crowdframe"])
 	if enrich.Str(d["ip"]) != mac("81.2.69.142") || enrich.Str(cf["ip"]) != mac("81.2.69.142") ||
 		enrich.Str(enrich.Rec(e.Native["envelope"])["ip"]) != mac("81.2.69.142") {
 		t.Errorf("ips: details %v enrichment %v", d["ip"], cf["ip"])
@@ -144,9 +145,9 @@ func TestCrowdFramePolicyReachesCopies(t *testing.T) {
 // the enrichment field built from it.
 func TestDerivedCopiesAreDropped(t *testing.T) {
 	p := compile(t, event.Clicks, Rules{HMAC: []string{"info.target.id"}, Drop: []string{"page"}})
-	e := enriched(t, event.Clicks, eventtest.Clicks(eventtest.Env{}, "mousedown", "s-1", "https://x.example/p", "secret-id", "c"))
-	e.Out["privacy"] = p.Apply(e.Native)
-	c := enrich.Rec(e.Out["clicks"])
+	e, enr := enriched(t, event.Clicks, eventtest.Clicks(eventtest.Env{}, "mousedown", "s-1", "https://x.example/p", "secret-id", "c"))
+	enr["privacy"] = p.Apply(e.Native)
+	c := enrich.Rec(enr["clicks"])
 	if c["target"] != nil || enrich.Str(c["target_id"]) != mac("secret-id") || c["page"] != nil || e.Native["page"] != nil {
 		t.Errorf("clicks context after policy: %v", c)
 	}
@@ -160,7 +161,7 @@ func TestKeepPolicyChangesNothing(t *testing.T) {
 	if p.Changes() {
 		t.Fatal("keep policy reports changes")
 	}
-	e := enriched(t, event.Weaklayer, eventtest.Weaklayer(eventtest.Env{IP: "81.2.69.142"}, "Install", "s", 5, eventtest.WLInstall("l", "ua")))
+	e, _ := enriched(t, event.Weaklayer, eventtest.Weaklayer(eventtest.Env{IP: "81.2.69.142"}, "Install", "s", 5, eventtest.WLInstall("l", "ua")))
 	pr := enrich.Rec(p.Apply(e.Native))
 	if pr["ip"] != IPKeep || pr["key_id"] != nil || len(enrich.Arr(pr["dropped"])) != 0 {
 		t.Errorf("privacy %v", pr)
@@ -206,9 +207,9 @@ func TestCompileRejectsBadRules(t *testing.T) {
 func TestWorkstationHashReachesTheManifestCopy(t *testing.T) {
 	p := compile(t, event.Workstation, Rules{HMAC: []string{"manifest.user.login"}, Drop: []string{"manifest.user.name"}})
 	man := eventtest.Manifest("g", "johndoe", 0)
-	e := enriched(t, event.Workstation, eventtest.WorkstationActivity(eventtest.Env{}, man, 1, 0, 40, 0))
-	e.Out["privacy"] = p.Apply(e.Native)
-	ws := enrich.Rec(e.Out["workstation"])
+	e, enr := enriched(t, event.Workstation, eventtest.WorkstationActivity(eventtest.Env{}, man, 1, 0, 40, 0))
+	enr["privacy"] = p.Apply(e.Native)
+	ws := enrich.Rec(enr["workstation"])
 	u := enrich.Rec(enrich.Rec(e.Native["manifest"])["user"])
 	if enrich.Str(u["login"]) != mac("johndoe") || enrich.Str(ws["user_login"]) != mac("johndoe") || u["name"] != nil || ws["user_name"] != nil {
 		t.Errorf("manifest user %v; enrichment %v", u, ws)

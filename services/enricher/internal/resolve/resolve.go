@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
 	"github.com/sluicehq/sluice/services/enricher/internal/state"
@@ -164,10 +163,10 @@ func (r *Resolver) edx(e *enrich.Event, env map[string]any) {
 		}
 	}
 	eventType, name := enrich.Str(n["event_type"]), enrich.Str(n["name"])
-	out := map[string]any{
-		"shape":      shape,
-		"event_type": avro.OptString(firstNonEmpty(eventType, name)),
-		"event_name": avro.OptString(firstNonEmpty(name, eventType)),
+	out := &enrich.EdxContext{
+		Shape:     shape,
+		EventType: firstNonEmpty(eventType, name),
+		EventName: firstNonEmpty(name, eventType),
 	}
 	ctx := enrich.Rec(n["context"])
 	key, source := "", ""
@@ -187,19 +186,14 @@ func (r *Resolver) edx(e *enrich.Event, env map[string]any) {
 			key, source = c, "event"
 		}
 	}
-	org := ""
 	if key != "" {
-		form, o := ParseCourseKey(key)
-		out["course_id"] = avro.String(key)
-		out["course_id_source"] = avro.String(source)
-		out["course_key_form"] = avro.OptString(form)
-		org = o
+		out.CourseID, out.CourseIDSource = key, source
+		out.CourseKeyForm, out.OrgID = ParseCourseKey(key)
 	}
-	if org == "" {
-		org = enrich.Str(ctx["org_id"])
+	if out.OrgID == "" {
+		out.OrgID = enrich.Str(ctx["org_id"])
 	}
-	out["org_id"] = avro.OptString(org)
-	e.Out["edx"] = avro.Record(enrich.EdxContextName, out)
+	e.Enr.EdX = out
 }
 
 // ParseCourseKey returns the form of an edX course key and its
@@ -289,7 +283,7 @@ func (r *Resolver) crowdframe(e *enrich.Event) {
 	task, batch := enrich.Str(n["task"]), enrich.Str(n["batch"])
 	latestKey := state.Key(string(e.Family), e.Key, itemContext)
 	batchKey := state.Key(string(e.Family), e.Key, itemContext+"/"+pathPart(task)+"/"+pathPart(batch))
-	out := map[string]any{"context_resolved": false}
+	out := &enrich.CrowdframeContext{}
 
 	var ctx *cfContext
 	match := ""
@@ -317,12 +311,9 @@ func (r *Resolver) crowdframe(e *enrich.Event) {
 		}
 	}
 	if ctx != nil {
-		out["context_resolved"] = true
-		out["context_match"] = avro.String(match)
-		out["ua"] = avro.OptString(ctx.UA)
-		out["ip"] = avro.OptString(ctx.IP)
+		out.Resolved, out.Match, out.UA, out.IP = true, match, ctx.UA, ctx.IP
 		if ctx.Time != 0 {
-			out["context_time"] = map[string]any{"long.timestamp-millis": time.UnixMilli(ctx.Time).UTC()}
+			out.ContextTime = time.UnixMilli(ctx.Time).UTC()
 		}
 		if ctx.IP != "" {
 			e.IP, e.IPSource = ctx.IP, SourceCFContext
@@ -336,14 +327,14 @@ func (r *Resolver) crowdframe(e *enrich.Event) {
 	// without one carries the worker's last.
 	sectionKey := state.Key(string(e.Family), e.Key, itemSection)
 	if s := enrich.Str(enrich.Rec(n["details"])["section"]); s != "" {
-		out["section"], out["section_source"] = avro.String(s), avro.String("event")
+		out.Section, out.SectionSource = s, "event"
 		if v, ok := r.store.Get(tp, sectionKey, e.Now); !ok || v.(*cfSection).Section != s {
 			r.store.Put(tp, sectionKey, &cfSection{Section: s}, e.Now)
 		}
 	} else if v, ok := r.store.Get(tp, sectionKey, e.Now); ok {
-		out["section"], out["section_source"] = avro.String(v.(*cfSection).Section), avro.String("carried")
+		out.Section, out.SectionSource = v.(*cfSection).Section, "carried"
 	}
-	e.Out["crowdframe"] = avro.Record(enrich.CrowdframeContextName, out)
+	e.Enr.CrowdFrame = out
 }
 
 // pathPart keeps a task or batch name from adding separators to a key.
@@ -356,7 +347,7 @@ func (r *Resolver) weaklayer(e *enrich.Event) {
 	tp := r.tp(e)
 	f := string(e.Family)
 	t, _ := enrich.Int(n["time"])
-	out := map[string]any{"resolution": "not_applicable", "install_resolved": false}
+	out := &enrich.WeaklayerContext{Resolution: "not_applicable"}
 
 	switch enrich.Str(n["type"]) {
 	case "Install":
@@ -375,15 +366,15 @@ func (r *Resolver) weaklayer(e *enrich.Event) {
 		}
 		v.TopRef, _ = enrich.Int(w["topLevelWindowReference"])
 		r.store.Put(tp, state.Key(f, e.Key, itemWindow+strconv.FormatInt(t, 10)), v, e.Now)
-		out["window_reference"] = avro.Long(t)
+		out.WindowReference = enrich.Some(t)
 		putWindow(out, v)
 	case "WindowLocation":
 		l := enrich.Rec(n["window_location"])
 		v := &wlLocation{URL: locationURL(l), Host: enrich.Str(l["hostname"])}
 		v.WindowRef, _ = enrich.Int(l["windowReference"])
 		r.store.Put(tp, state.Key(f, e.Key, itemLocation+strconv.FormatInt(t, 10)), v, e.Now)
-		out["url"], out["hostname"] = avro.OptString(v.URL), avro.OptString(v.Host)
-		out["window_location_reference"] = avro.Long(t)
+		out.URL, out.Hostname = v.URL, v.Host
+		out.WindowLocationReference = enrich.Some(t)
 		r.resolveWindow(e, tp, v.WindowRef, out)
 	case "TextInput":
 		ti := enrich.Rec(n["text_input"])
@@ -391,47 +382,45 @@ func (r *Resolver) weaklayer(e *enrich.Event) {
 		if !ok {
 			break
 		}
-		out["window_location_reference"] = avro.Long(ref)
+		out.WindowLocationReference = enrich.Some(ref)
 		lv, found := r.store.Get(tp, state.Key(f, e.Key, itemLocation+strconv.FormatInt(ref, 10)), e.Now)
 		if !found {
-			out["resolution"] = "location_unresolved"
+			out.Resolution = "location_unresolved"
 			break
 		}
 		loc := lv.(*wlLocation)
-		out["url"], out["hostname"] = avro.OptString(loc.URL), avro.OptString(loc.Host)
+		out.URL, out.Hostname = loc.URL, loc.Host
 		r.resolveWindow(e, tp, loc.WindowRef, out)
 	}
 
 	if v, ok := r.store.Get(tp, state.Key(f, e.Key, itemInstall), e.Now); ok {
 		in := v.(*wlInstall)
-		out["install_resolved"] = true
-		out["install_label"] = avro.String(in.Label)
-		out["install_user_agent"] = avro.OptString(in.UA)
-		out["install_time"] = avro.Long(in.Time)
+		out.InstallResolved, out.InstallLabel, out.InstallUserAgent = true, in.Label, in.UA
+		out.InstallTime = enrich.Some(in.Time)
 		if in.UA != "" {
 			e.UA, e.UASource = in.UA, SourceWLInstall
 		}
 	}
-	e.Out["weaklayer"] = avro.Record(enrich.WeaklayerContextName, out)
+	e.Enr.Weaklayer = out
 }
 
-func (r *Resolver) resolveWindow(e *enrich.Event, tp state.TP, ref int64, out map[string]any) {
-	out["window_reference"] = avro.Long(ref)
+func (r *Resolver) resolveWindow(e *enrich.Event, tp state.TP, ref int64, out *enrich.WeaklayerContext) {
+	out.WindowReference = enrich.Some(ref)
 	wv, ok := r.store.Get(tp, state.Key(string(e.Family), e.Key, itemWindow+strconv.FormatInt(ref, 10)), e.Now)
 	if !ok {
-		out["resolution"] = "window_unresolved"
+		out.Resolution = "window_unresolved"
 		return
 	}
-	out["resolution"] = "resolved"
+	out.Resolution = "resolved"
 	putWindow(out, wv.(*wlWindow))
 }
 
-func putWindow(out map[string]any, w *wlWindow) {
+func putWindow(out *enrich.WeaklayerContext, w *wlWindow) {
 	if w.Top != nil {
-		out["top_level"] = avro.Boolean(*w.Top)
+		out.TopLevel = enrich.OptBool{V: *w.Top, Set: true}
 	}
 	if w.TopRef != 0 {
-		out["top_level_window_reference"] = avro.Long(w.TopRef)
+		out.TopLevelWindowReference = enrich.Some(w.TopRef)
 	}
 }
 
@@ -461,20 +450,20 @@ func locationURL(l map[string]any) string {
 func (r *Resolver) clicks(e *enrich.Event) {
 	n := e.Native
 	tp := r.tp(e)
-	out := map[string]any{"target_classes": []any{}}
+	out := &enrich.ClicksContext{}
 	if s := enrich.Str(n["session"]); s != "" {
-		out["session"], out["session_source"] = avro.String(s), avro.String("event")
+		out.Session, out.SessionSource = s, "event"
 	} else if e.Key != "" {
-		out["session"], out["session_source"] = avro.String(e.Key), avro.String("partition_key")
+		out.Session, out.SessionSource = e.Key, "partition_key"
 	}
 	pageKey := state.Key(string(e.Family), e.Key, itemPage)
 	if p := enrich.Str(n["page"]); p != "" {
-		out["page"], out["page_source"] = avro.String(p), avro.String("event")
+		out.Page, out.PageSource = p, "event"
 		if v, ok := r.store.Get(tp, pageKey, e.Now); !ok || v.(*clPage).Page != p {
 			r.store.Put(tp, pageKey, &clPage{Page: p}, e.Now)
 		}
 	} else if v, ok := r.store.Get(tp, pageKey, e.Now); ok {
-		out["page"], out["page_source"] = avro.String(v.(*clPage).Page), avro.String("session")
+		out.Page, out.PageSource = v.(*clPage).Page, "session"
 	}
 	if t := enrich.Rec(enrich.Rec(n["info"])["target"]); t != nil {
 		id, name, class := enrich.Str(t["id"]), enrich.Str(t["name"]), enrich.Str(t["class"])
@@ -483,19 +472,15 @@ func (r *Resolver) clicks(e *enrich.Event) {
 		if id != "" {
 			sel.WriteString("#" + id)
 		}
-		cl := make([]any, len(classes))
-		for i, c := range classes {
+		for _, c := range classes {
 			sel.WriteString("." + c)
-			cl[i] = c
 		}
 		if name != "" {
 			sel.WriteString(`[name="` + name + `"]`)
 		}
-		out["target"] = avro.OptString(sel.String())
-		out["target_id"], out["target_name"] = avro.OptString(id), avro.OptString(name)
-		out["target_classes"] = cl
+		out.Target, out.TargetID, out.TargetName, out.TargetClasses = sel.String(), id, name, classes
 	}
-	e.Out["clicks"] = avro.Record(enrich.ClicksContextName, out)
+	e.Enr.Clicks = out
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -44,6 +44,7 @@ func (h *harness) run(f event.Family, natives ...map[string]any) []*enrich.Event
 			h.t.Fatal(err)
 		}
 		// The enrichment must encode with the family schema.
+		e.SetNative()
 		if _, err := eventtest.Decoded(f, d); err != nil {
 			h.t.Fatalf("enriched record does not encode: %v", err)
 		}
@@ -54,7 +55,7 @@ func (h *harness) run(f event.Family, natives ...map[string]any) []*enrich.Event
 
 // ctxOf returns the family context record of an event.
 func ctxOf(e *enrich.Event, field string) map[string]any {
-	return enrich.Rec(e.Out[field])
+	return enrich.Rec(e.Enr.Native()[field])
 }
 
 func str(m map[string]any, k string) string { return enrich.Str(m[k]) }
@@ -417,7 +418,7 @@ func TestDerivedTime(t *testing.T) {
 			if err := (DerivedTime{MaxSkew: time.Hour}).Process(context.Background(), e); err != nil {
 				t.Fatal(err)
 			}
-			dt := enrich.Rec(e.Out["derived_time"])
+			dt := ctxOf(e, "derived_time")
 			if dt == nil {
 				t.Fatal("no derived_time")
 			}
@@ -427,6 +428,7 @@ func TestDerivedTime(t *testing.T) {
 			if dt["skew_micros"] != tc.skew.Microseconds() || dt["implausible"] != tc.implausible {
 				t.Errorf("skew %v implausible %v; want %v %v", dt["skew_micros"], dt["implausible"], tc.skew.Microseconds(), tc.implausible)
 			}
+			e.SetNative()
 			if _, err := eventtest.Decoded(event.Clicks, d); err != nil {
 				t.Fatalf("does not encode: %v", err)
 			}
@@ -438,7 +440,7 @@ func TestDerivedTime(t *testing.T) {
 	e := &enrich.Event{Family: event.Clicks, Native: d}
 	enrich.Stamp(e, enrich.Provenance{})
 	_ = DerivedTime{MaxSkew: time.Hour}.Process(context.Background(), e)
-	if e.Out["derived_time"] != nil {
+	if e.Enr.DerivedTime != nil {
 		t.Error("derived time without a sent time")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
 )
 
@@ -35,13 +34,13 @@ func (d DerivedTime) Process(_ context.Context, e *enrich.Event) error {
 	delay := sent.Sub(created)
 	skew := sent.Sub(received)
 	implausible := delay < 0 || (d.MaxSkew > 0 && (skew > d.MaxSkew || skew < -d.MaxSkew))
-	e.Out["derived_time"] = avro.Record(enrich.DerivedTimeName, map[string]any{
-		"created":     created,
-		"sent":        sent,
-		"received":    received,
-		"corrected":   received.Add(-delay),
-		"skew_micros": skew.Microseconds(),
-		"implausible": implausible,
-	})
+	e.Enr.DerivedTime = &enrich.DerivedTime{
+		Created:     created,
+		Sent:        sent,
+		Received:    received,
+		Corrected:   received.Add(-delay),
+		SkewMicros:  skew.Microseconds(),
+		Implausible: implausible,
+	}
 	return nil
 }

@@ -3,7 +3,6 @@ package resolve
 import (
 	"time"
 
-	"github.com/sluicehq/sluice/pkg/avro"
 	pws "github.com/sluicehq/sluice/pkg/workstation"
 	"github.com/sluicehq/sluice/services/enricher/internal/enrich"
 )
@@ -15,20 +14,20 @@ func workstation(e *enrich.Event) {
 	n := e.Native
 	man := enrich.Rec(n["manifest"])
 	user, computer, agent := enrich.Rec(man["user"]), enrich.Rec(man["computer"]), enrich.Rec(man["agent"])
-	out := map[string]any{
-		"user_name":            avro.OptString(enrich.Str(user["name"])),
-		"user_login":           avro.OptString(enrich.Str(user["login"])),
-		"user_domain":          avro.OptString(enrich.Str(user["domain"])),
-		"computer_name":        avro.OptString(enrich.Str(computer["name"])),
-		"computer_domain":      avro.OptString(enrich.Str(computer["domain"])),
-		"agent_version":        avro.OptString(enrich.Str(agent["version"])),
-		"time_zone":            avro.OptString(enrich.Str(user["timezone"])),
-		"location_type_names":  []any{},
-		"parameter_type_names": []any{},
+	out := &enrich.WorkstationContext{
+		UserName:           enrich.Str(user["name"]),
+		UserLogin:          enrich.Str(user["login"]),
+		UserDomain:         enrich.Str(user["domain"]),
+		ComputerName:       enrich.Str(computer["name"]),
+		ComputerDomain:     enrich.Str(computer["domain"]),
+		AgentVersion:       enrich.Str(agent["version"]),
+		TimeZone:           enrich.Str(user["timezone"]),
+		LocationTypeNames:  []string{},
+		ParameterTypeNames: []string{},
 	}
 	offset, hasOffset := enrich.Int(user["timezone_sec"])
 	if hasOffset {
-		out["time_zone_offset_sec"] = avro.Int(int32(offset))
+		out.TimeZoneOffsetSec, out.HasTimeZoneOffset = int32(offset), true
 	}
 	act := enrich.Rec(n["activity"])
 	if act != nil {
@@ -38,28 +37,28 @@ func workstation(e *enrich.Event) {
 			if hasOffset && offset > -24*3600 && offset < 24*3600 {
 				t = t.In(time.FixedZone("", int(offset)))
 			}
-			out["local_time"] = avro.String(t.Format("2006-01-02T15:04:05.000Z07:00"))
+			out.LocalTime = t.Format("2006-01-02T15:04:05.000Z07:00")
 		}
 		wa := enrich.Rec(act["window_activity"])
 		if code, ok := enrich.Int(wa["type"]); ok {
 			if et, ok := pws.LookupEventType(int(code)); ok {
-				out["event_type_name"], out["event_type_group"] = avro.String(et.Name), avro.String(et.Group)
+				out.EventTypeName, out.EventTypeGroup = et.Name, et.Group
 			}
 		}
 		if el := enrich.Rec(wa["element"]); el != nil {
 			if code, ok := enrich.Int(el["type"]); ok {
-				out["element_type_name"] = avro.OptString(pws.ControlElementName(int(code)))
+				out.ElementTypeName = pws.ControlElementName(int(code))
 			}
 		}
-		out["location_type_names"] = codeNames(enrich.Arr(wa["location"]))
-		out["parameter_type_names"] = codeNames(enrich.Arr(wa["parameters"]))
+		out.LocationTypeNames = codeNames(enrich.Arr(wa["location"]))
+		out.ParameterTypeNames = codeNames(enrich.Arr(wa["parameters"]))
 	}
-	e.Out["workstation"] = avro.Record(enrich.WorkstationContextName, out)
+	e.Enr.Workstation = out
 }
 
 // codeNames names the control element code in each record's type.
-func codeNames(items []any) []any {
-	out := make([]any, len(items))
+func codeNames(items []any) []string {
+	out := make([]string, len(items))
 	for i, it := range items {
 		name := ""
 		if code, ok := enrich.Int(enrich.Rec(it)["type"]); ok {

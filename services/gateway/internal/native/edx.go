@@ -294,7 +294,7 @@ func (n *Native) handleUserTrack(c echo.Context) error {
 			staff = v == "true" || v == "1"
 		}
 	}
-	line := userTrackLine(p, meta, username, n.edxQ.session(r), meta.ReceivedAt)
+	line := userTrackLine(p, meta, username, n.edx.session(r), meta.ReceivedAt)
 	raw, err := marshalJSON(line)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "invalid_body", "the event cannot be rendered: %v", err)
@@ -308,7 +308,7 @@ func (n *Native) handleUserTrack(c echo.Context) error {
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.EdX, Endpoint: "/event", SourceKey: src.id, Strict: src.strict,
 		Meta: meta, Items: []ingest.Item{it},
-		Drop: func(in *adapter.Input) (string, string) { return n.edxQ.drop(in.Value, staff) },
+		Drop: func(in *adapter.Input) (string, string) { return n.edx.drop(in.Value, staff) },
 	})
 	if res.Accepted == 1 || len(res.Ignored) == 1 {
 		return c.String(http.StatusOK, "success")

@@ -80,14 +80,14 @@ type Deps struct {
 
 // Native holds the mounted endpoints' state.
 type Native struct {
-	cfg  Config
-	s    *ingest.Server
-	log  *zap.Logger
-	now  func() time.Time
-	seg  []secretEntry
-	wl   *weaklayer
-	hec  *hecTokens
-	edxQ edxRules
+	cfg Config
+	s   *ingest.Server
+	log *zap.Logger
+	now func() time.Time
+	seg []secretEntry
+	wl  *weaklayer
+	hec *hecTokens
+	edx edxRules
 }
 
 // secretEntry is a configured secret, kept as a digest so that every
@@ -148,9 +148,9 @@ func Mount(cfg Config, deps Deps) (*Native, error) {
 		return nil, err
 	}
 	n.wl = wl
-	n.edxQ = newEdXRules(cfg.EdX)
+	n.edx = newEdXRules(cfg.EdX)
 	n.routes(deps.Server.Echo())
-	deps.Server.SetDrop(event.EdX, n.edxQ.dropGeneric)
+	deps.Server.SetDrop(event.EdX, n.edx.dropGeneric)
 	return n, nil
 }
 

@@ -329,7 +329,13 @@ func EnableDevInstallKey(c *WeaklayerConfig, path string) error {
 	if err != nil {
 		return err
 	}
-	c.InstallKeys = append(c.InstallKeys, verifier)
+	present := false
+	for _, k := range c.InstallKeys {
+		present = present || k.Group == verifier.Group
+	}
+	if !present {
+		c.InstallKeys = append(c.InstallKeys, verifier)
+	}
 	if len(c.SigningSecrets) == 0 {
 		d := sha256.Sum256(append([]byte("sluice dev weaklayer token signing\x00"), secret...))
 		c.SigningSecrets = []config.Secret{config.Secret("base64:" + base64.StdEncoding.EncodeToString(d[:]))}

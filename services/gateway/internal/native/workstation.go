@@ -229,10 +229,7 @@ func (n *Native) handleArchive(c echo.Context) error {
 func (n *Native) ingestChunks(c echo.Context, req *ingest.Request, items []ingest.Item) *ingest.Result {
 	step := n.s.Limits().MaxEvents
 	total := &ingest.Result{Errors: []event.Rejection{}}
-	for off := 0; off < len(items) || off == 0; off += step {
-		if len(items) == 0 {
-			break
-		}
+	for off := 0; off < len(items); off += step {
 		r := *req
 		r.Items = items[off:min(off+step, len(items))]
 		res := n.s.Ingest(ingestCtx(c), &r)

@@ -389,3 +389,24 @@ func TestRepairJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkstationLargeActivity sends an activity file with more entries
+// than one request may hold (limits.max_events): it is ingested in chunks.
+func TestWorkstationLargeActivity(t *testing.T) {
+	e := newEnv(t, nil)
+	var b bytes.Buffer
+	b.WriteString(`{"version":"1.0.9"}` + "\n")
+	n := e.limits.MaxEvents*2 + 500
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"time":%d,"time_ms":%d,"window_activity":{"type":95,"input_type":1}}`+"\n", 1692694112+i, i%1000)
+	}
+	b.WriteString("garbage\n")
+	st, a := e.archive(buildZip(t,
+		zipEntry{"manifest.json", readFile(t, "testdata/workstation/docs_manifest_example.json")},
+		zipEntry{"activity.json", b.Bytes()},
+	), nil)
+	if st != 207 || a.Accepted != n || a.Rejected != 1 || len(a.Files) != 1 || a.Files[0].Errors[0].Index != n {
+		t.Fatalf("%d accepted %d rejected %d %+v", st, a.Accepted, a.Rejected, a.Files)
+	}
+	e.raw(event.Workstation, n)
+}
