@@ -6,7 +6,10 @@ MODULES   := pkg schemas services/gateway services/enricher services/sink-file s
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/sluicehq/sluice/services/gateway.Version=$(VERSION)
+LDFLAGS   := -X github.com/sluicehq/sluice/services/gateway.Version=$(VERSION) \
+             -X github.com/sluicehq/sluice/services/enricher.Version=$(VERSION) \
+             -X github.com/sluicehq/sluice/services/sink-file.Version=$(VERSION) \
+             -X github.com/sluicehq/sluice/services/sink-hec.Version=$(VERSION)
 GOTEST    ?= go test
 FUZZTIME  ?= 60s
 BENCHTIME ?= 20s

@@ -189,7 +189,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			defer wg.Done()
 			var body bytes.Buffer
 			var lat []time.Duration
-			var events, errs int64
+			var events, errs, sent int64
 			var firstErr string
 			next := w * 7
 			for ctx.Err() == nil && reqs.Add(1) <= budget {
@@ -203,6 +203,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 				req.Header.Set("Authorization", "Bearer dev")
 				req.Header.Set("Content-Type", "application/x-ndjson")
 				t0 := time.Now()
+				sent++
 				resp, err := client.Do(req)
 				if err != nil {
 					errs++
@@ -227,7 +228,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			res.lat = append(res.lat, lat...)
 			res.events += events
 			res.errors += errs
-			res.requests += int64(len(lat)) + errs
+			res.requests += sent
 			if res.firstErr == "" {
 				res.firstErr = firstErr
 			}
