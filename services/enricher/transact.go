@@ -307,9 +307,12 @@ func (c Config) changelogTopicOfKey(key string) string {
 	return c.State.TopicPrefix + state.FamilyOf(key)
 }
 
+// errNotOwned fails a batch holding records of a partition the group has
+// not (or no longer) assigned to this instance.
+var errNotOwned = errors.New("records of a partition this instance does not own")
+
 // restore loads, before the batch, the state of every stateful partition
-// the batch has records of and whose state is not loaded yet. Partitions no
-// longer owned are skipped: the transaction will abort anyway.
+// the batch has records of and whose state is not loaded yet.
 func (l *loop) restore(ctx context.Context, recs []*kgo.Record) error {
 	need := map[string][]int32{} // changelog topic → partitions
 	var tps []state.TP
@@ -319,8 +322,17 @@ func (l *loop) restore(ctx context.Context, recs []*kgo.Record) error {
 			continue
 		}
 		tp := state.TP{Family: string(f), Partition: r.Partition}
-		if l.restored[tp] || !l.isOwned(tp) {
+		if l.restored[tp] {
 			continue
+		}
+		if !l.isOwned(tp) {
+			// Taken away since the poll (or not announced yet): never
+			// enrich it without its state. The batch is retried from the
+			// committed offsets.
+			for _, tp := range tps {
+				delete(l.restored, tp)
+			}
+			return fmt.Errorf("%w: %s/%d", errNotOwned, tp.Family, tp.Partition)
 		}
 		l.restored[tp] = true // set now; undone below on failure
 		tps = append(tps, tp)
