@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -41,16 +40,6 @@ func (s *Server) Authenticate(c echo.Context, fam event.Family) (*Source, error)
 func PresentedKey(r *http.Request) string {
 	k, _ := requestKey(r)
 	return k
-}
-
-// LookupKey returns the source whose key is key, presented from remoteAddr
-// (host:port), or nil; keys are compared in constant time.
-func (s *Server) LookupKey(key, remoteAddr string) *Source {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	return s.keys.Lookup(key, host)
 }
 
 // Meta returns what the request says about its events: receive time,

@@ -8,9 +8,19 @@
 // the workstation manifest, HEC token defaults) and answers in the reply
 // shape its clients expect.
 //
-// One file per system: edx.go (/event), segment.go (/segmentio/event),
-// crowdframe.go, weaklayer.go with token.go, workstation.go with zip.go and
-// repair.go, clicks.go, hec.go.
+// Endpoints (one file per system):
+//
+//	GET|POST /event                  edx.go          edX user_track; replies "success"
+//	POST /segmentio/event?key=…      segment.go      edX track_segmentio_event; edX's JSON replies
+//	POST /v1/crowdframe              crowdframe.go   raw JSON or form MessageBody=<json>
+//	POST /install, POST /events      weaklayer.go    install key → HS256 token (token.go); gzipped arrays
+//	POST /v1/workstation/archives    workstation.go  archive.zip (zip.go), tolerant JSON (repair.go)
+//	POST /v1/clicks                  clicks.go       dejavu agent body, with or without {"event": …}
+//	/services/collector/...          hec.go          Splunk HEC: event, raw, health, ack; HEC replies
+//
+// Rejected events go to the DLQ through the pipeline, with the bytes the
+// endpoint framed; requests refused as a whole (bad key, oversized body,
+// unreadable archive) are answered and not dead-lettered.
 package native
 
 import (
