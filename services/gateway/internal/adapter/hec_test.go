@@ -57,14 +57,14 @@ func TestHECAdapt(t *testing.T) {
 		// Synthetic below.
 		{"format_doc_time", `{"time":1433188255.500,"host":"web-1","source":"app","sourcetype":"_json","index":"main","event":{"a":1}}`,
 			"_json", "web-1", nil, time.Unix(1433188255, 500e6), map[string]string{
-				"time": "1.4331882555e+09", "host": `"web-1"`, "source": `"app"`, "index": `"main"`,
+				"time": "1433188255.5", "host": `"web-1"`, "source": `"app"`, "index": `"main"`,
 				"envelope.client_time": `"2015-06-01T19:50:55.5Z"`, "event_json": `"{\"a\":1}"`,
 			}},
 		{"string_time", `{"time":"1433188255.25","source":"app","event":"x"}`, "", "app", []string{"time_string"}, time.Unix(1433188255, 250e6), map[string]string{
-			"time": "1.43318825525e+09",
+			"time": "1433188255.25",
 		}},
 		{"millis_time", `{"time":1433188255500,"event":"x"}`, "", "192.0.2.10", []string{"time_millis"}, time.Unix(1433188255, 500e6), map[string]string{
-			"time": "1.4331882555e+09",
+			"time": "1433188255.5",
 		}},
 		{"nanos_time", `{"time":"1433188255500000000","event":"x"}`, "", "192.0.2.10", []string{"time_string", "time_nanos"}, time.Unix(1433188255, 500e6), nil},
 		{"zero_event", `{"event":0}`, "", "192.0.2.10", nil, time.Time{}, map[string]string{"event_kind": `"number"`, "event_json": `"0"`}},
