@@ -51,7 +51,7 @@ kafka-down: ## Stop the Kafka started by kafka-up or kafka-up-3
 	.ci/kafka.sh down
 
 .PHONY: test-broker-failure
-test-broker-failure: ## Kill Kafka nodes under load through the gateway on a 3-node cluster (about 4 min)
+test-broker-failure: ## Kill Kafka nodes under load through the gateway on a 3-node cluster (2 to 3 min)
 	.ci/broker-failure.sh
 
 .PHONY: bench

@@ -2,7 +2,7 @@
 # make test-broker-failure: start a 3-node Apache Kafka cluster (KRaft,
 # replication factor 3, min.insync.replicas 2), run TestBrokerFailure
 # (services/standalone/brokerfailure_integration_test.go) against it, and
-# stop the cluster whatever happens. About 4 minutes on 2 cores.
+# stop the cluster whatever happens. 2 to 3 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)

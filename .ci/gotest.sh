@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # .ci/gotest.sh LABEL GO-TEST-ARGS...: go test -v with a summary at the end:
-# the number of tests (and subtests) passed, failed and skipped, and the
-# Kafka broker version when KAFKA_VERSION is set. Exits with go test's status.
+# the number of tests and subtests passed, failed and skipped (subtests
+# included in the counts), and the Kafka broker version when KAFKA_VERSION
+# is set. Exits with go test's status.
 set -uo pipefail
 label="$1"
 shift
@@ -22,5 +23,7 @@ fi
 if [[ $rc -ne 0 ]] && grep -qE '^(panic:|FAIL\s.*\[build failed\]|.*\[setup failed\])' "$log"; then
   echo "go test reported a panic or a build failure above"
 fi
+top=$(grep -cE '^--- (PASS|FAIL)' "$log")
+echo "$top tests ran ($((passed + failed)) with subtests)"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit "$rc"

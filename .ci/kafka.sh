@@ -87,9 +87,11 @@ EOF
   local attempt
   for attempt in 1 2 3; do
     log "resolving org.apache.kafka:kafka_$SCALA_VERSION:$KAFKA_VERSION from Maven Central (attempt $attempt)"
+    # (sed: Maven 3.8 prints colour codes even in batch mode)
     if timeout 900 mvn -B -q -Dstyle.color=never -f "$DIR/pom.xml" \
         -Dmaven.wagon.http.retryHandler.count=3 \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS" </dev/null; then
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS" </dev/null 2>&1 |
+        sed 's/\x1b\[[0-9;]*m//g'; then
       break
     fi
     [[ $attempt -lt 3 ]] || die "mvn could not resolve the Kafka jars"
@@ -123,10 +125,11 @@ node_pid() {
   [[ -f "$f" ]] && cat "$f"
 }
 
+# node_alive ID: its PID file names a live JVM (not a reused PID).
 node_alive() {
   local pid
   pid="$(node_pid "$1")" || return 1
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == java ]]
 }
 
 load_cluster() {
@@ -293,8 +296,9 @@ start_node() {
     log "node $i is already running (pid $(node_pid "$i"))"
     return 0
   fi
-  local p
-  for p in "$(plain_port "$i")" "$(ctrl_port "$i")"; do
+  local p ports=("$(plain_port "$i")" "$(ctrl_port "$i")")
+  [[ "$SASL_TLS" == 1 ]] && ports+=("$(sasl_port "$i")")
+  for p in "${ports[@]}"; do
     port_busy "$p" && die "port $p is already in use on 127.0.0.1 (another broker? try --port)"
   done
   # setsid: the node is its own process group, so that neither a Ctrl-C nor
@@ -304,8 +308,16 @@ start_node() {
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$nd/log4j2.properties" \
     -Dkafka.logs.dir="$nd/logs" -cp "$LIBS/*" kafka.Kafka "$nd/server.properties" \
     >"$nd/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$nd/pid"
-  log "node $i started (pid $!, PLAINTEXT 127.0.0.1:$(plain_port "$i"))"
+  local pid=$!
+  # setsid forks when it is a process group leader (a shell with job
+  # control): then $! is not the JVM. Find it by its unique config path.
+  sleep 0.3
+  if [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" != java ]]; then
+    pid="$(pgrep -f -- "kafka.Kafka $nd/server.properties" | head -n1 || true)"
+    [[ -n "$pid" ]] || { tail -n 40 "$nd/logs/stdout.log" >&2 || true; die "node $i did not start (java exited?)"; }
+  fi
+  echo "$pid" >"$nd/pid"
+  log "node $i started (pid $pid, PLAINTEXT 127.0.0.1:$(plain_port "$i"))"
 }
 
 # wait_nodes DEADLINE_EPOCH: every node's log says it started and it accepts

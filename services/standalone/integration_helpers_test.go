@@ -92,6 +92,23 @@ func newITCluster(t *testing.T) *itCluster {
 	}
 	t.Cleanup(cl.Close)
 	c.adm = kadm.NewClient(cl)
+	// A topic just created may not be known to every broker yet: wait
+	// until each partition has a leader and answers for its end offset.
+	var last error
+	for {
+		ends, err := c.adm.ListEndOffsets(ctx, allTopics()...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		last = err
+		if ctx.Err() != nil {
+			t.Fatalf("the pipeline's topics are not ready: %v", last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	c.id = kafkatest.UniqueName(t, "it")
 	t.Logf("kafka %v (real broker: %v), test id %s", c.kcfg.Brokers, kafkatest.Real(), c.id)
 	return c
@@ -175,8 +192,10 @@ func (c *itCluster) readFrom(ctx context.Context, t *testing.T, from offsets, wi
 			parts[topic][p] = kgo.NewOffset().At(o)
 		}
 	}
+	// read_committed, as every downstream reader: records of aborted
+	// transactions (the enricher's) are not deliveries.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.kcfg.Brokers...), kgo.ConsumePartitions(parts),
-		kgo.FetchMaxWait(200*time.Millisecond))
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,6 +579,9 @@ func TestHelperProcess(t *testing.T) {
 		cfg.Kafka = kcfg
 		cfg.Group = os.Getenv(envGroup)
 		cfg.Instance = os.Getenv(envInstance)
+		// A killed instance's open transaction holds its partitions until
+		// the broker aborts it: keep that short.
+		cfg.TransactionTimeout = 10 * time.Second
 		svc, err = enricher.New(cfg, enricher.Deps{Log: log, Metrics: prometheus.NewRegistry(), Serde: serde})
 	case "sink-file":
 		cfg := sinkfile.Defaults()
