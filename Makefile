@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-MODULES   := pkg schemas services/gateway services/enricher services/sink-file services/standalone
+MODULES   := pkg schemas services/gateway services/enricher services/sink-file services/sink-hec services/standalone
 PKGS      := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -21,7 +21,7 @@ help: ## Show this help
 .PHONY: build
 build: ## Build every binary into ./bin
 	@mkdir -p $(BIN)
-	go build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./services/gateway/cmd/... ./services/enricher/cmd/... ./services/sink-file/cmd/... ./services/standalone/cmd/... ./services/standalone/tools/...
+	go build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./services/gateway/cmd/... ./services/enricher/cmd/... ./services/sink-file/cmd/... ./services/sink-hec/cmd/... ./services/standalone/cmd/... ./services/standalone/tools/...
 
 .PHONY: run
 run: build ## Run the whole pipeline in one process (embedded Kafka and registry, data in ./data)
@@ -55,9 +55,11 @@ test-broker-failure: ## Kill Kafka nodes under load through the gateway on a 3-n
 	.ci/broker-failure.sh
 
 .PHONY: bench
-bench: build ## Load-test the standalone gateway against a raw passthrough baseline, then the enricher (see docs/benchmarks.md)
+bench: build ## Load-test the standalone gateway against a raw passthrough baseline, then the enricher and the sinks (see docs/benchmarks.md)
 	$(BIN)/sluice-bench -duration $(BENCHTIME)
 	cd services/enricher && go test -run '^$$' -bench 'BenchmarkEnricher$$|BenchmarkStateMillionKeys' -benchtime 100000x -cpu 1 .
+	cd services/sink-file && go test -run '^$$' -bench 'BenchmarkSink' -benchtime 2000000x -timeout 20m .
+	cd services/sink-hec && go test -run '^$$' -bench 'BenchmarkSink' -benchtime 1000000x -timeout 20m .
 
 .PHONY: geoip
 geoip: ## Install free IP geo databases (DB-IP city lite, RouteViews/DB-IP ASN; CC BY 4.0) into data/geoip (see docs/enricher.md)

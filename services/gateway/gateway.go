@@ -6,8 +6,10 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +53,9 @@ type Config struct {
 	Listen  string       `yaml:"listen" env:"LISTEN"`
 	Kafka   kafka.Config `yaml:"kafka" envPrefix:"KAFKA_"`
 	Limits  Limits       `yaml:"limits" envPrefix:"LIMITS_"`
-	Sources []Source     `yaml:"sources"`
+	// Backpressure bounds what the gateway holds at once, and watches Kafka.
+	Backpressure Backpressure `yaml:"backpressure" envPrefix:"BACKPRESSURE_"`
+	Sources      []Source     `yaml:"sources"`
 	// DevKey accepts the key "dev" for every family from loopback clients.
 	DevKey bool `yaml:"dev_key" env:"DEV_KEY"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
@@ -105,6 +109,76 @@ type Limits struct {
 	ReadTimeout          time.Duration `yaml:"read_timeout" env:"READ_TIMEOUT"`
 	WriteTimeout         time.Duration `yaml:"write_timeout" env:"WRITE_TIMEOUT"`
 	IdleTimeout          time.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
+	// MaxConnections bounds the open client connections (0: unbounded);
+	// past it, new connections wait in the listen backlog.
+	MaxConnections int `yaml:"max_connections" env:"MAX_CONNECTIONS"`
+}
+
+// Backpressure bounds what the gateway holds at once and how it reacts to
+// Kafka being unreachable: past a bound, or while Kafka is unreachable, a
+// request is refused with 503 and Retry-After, before its body is read
+// when possible.
+type Backpressure struct {
+	// MaxInflightRequests bounds the requests being processed (decoded,
+	// encoded, produced, waiting for acks) at once; 0 means
+	// 4 x GOMAXPROCS (InflightRequests).
+	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
+	// MaxInflightBytes bounds the request body bytes held, as sent and as
+	// inflated.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes" env:"MAX_INFLIGHT_BYTES"`
+	// ProbeInterval is how often the brokers are pinged; ProbeTimeout
+	// bounds one ping.
+	ProbeInterval time.Duration `yaml:"probe_interval" env:"PROBE_INTERVAL"`
+	ProbeTimeout  time.Duration `yaml:"probe_timeout" env:"PROBE_TIMEOUT"`
+	// CircuitFailures consecutive failures (failed pings, or requests none
+	// of whose records Kafka took) mark Kafka unreachable: /readyz turns
+	// unready and requests get 503 until a ping or a produce succeeds.
+	CircuitFailures int `yaml:"circuit_failures" env:"CIRCUIT_FAILURES"`
+	// MemoryLimit is the Go runtime's soft memory limit for the
+	// sluice-gateway process (runtime/debug.SetMemoryLimit; GOMEMLIMIT, when
+	// set, wins; 0: none). The bounds above keep live memory well under it;
+	// it makes the collector reclaim garbage before the process grows past
+	// it (app.Main sets GOGC to 300 for throughput).
+	MemoryLimit int64 `yaml:"memory_limit" env:"MEMORY_LIMIT"`
+}
+
+// ApplyMemoryLimit sets the process's soft memory limit from
+// cfg.Backpressure.MemoryLimit unless GOMEMLIMIT is set. sluice-gateway
+// calls it; sluice-standalone, one process for every service, does not.
+func ApplyMemoryLimit(cfg Config, log *zap.Logger) {
+	if cfg.Backpressure.MemoryLimit <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(cfg.Backpressure.MemoryLimit)
+	log.Info("soft memory limit set", zap.Int64("bytes", cfg.Backpressure.MemoryLimit))
+}
+
+// InflightRequests is the bound on requests in flight that b sets:
+// MaxInflightRequests, or 4 per core when it is 0. By Little's law a
+// request's latency under overload is about this many requests' CPU time
+// divided by the cores, plus the broker's ack latency: a few per core keep
+// accepted requests fast while the CPU stays busy; raise it when acks are
+// slow (a remote cluster), so that slots waiting for acks do not idle the
+// CPU.
+func (b Backpressure) InflightRequests() int {
+	if b.MaxInflightRequests > 0 {
+		return b.MaxInflightRequests
+	}
+	return 4 * runtime.GOMAXPROCS(0)
+}
+
+// recordOverhead is room for a record's envelope, key and headers next to
+// the event's own bytes.
+const recordOverhead = 16 << 10
+
+// recordFactor is how many times an event's bytes a raw record holds at
+// most: the edX adapter keeps the event's "event" member both as received
+// and as JSON text, and keep_raw adds the whole event once more.
+func recordFactor(keepRaw bool) int64 {
+	if keepRaw {
+		return 3
+	}
+	return 2
 }
 
 // Defaults returns the production defaults.
@@ -120,13 +194,22 @@ func Defaults() Config {
 			MaxDecompressedBytes: 16 << 20,
 			MaxRatio:             100,
 			MaxEvents:            10_000,
-			MaxEventBytes:        512 << 10,
+			MaxEventBytes:        256 << 10,
 			MaxDepth:             64,
 			MaxHeaderBytes:       64 << 10,
 			ReadHeaderTimeout:    5 * time.Second,
 			ReadTimeout:          30 * time.Second,
 			WriteTimeout:         30 * time.Second,
 			IdleTimeout:          120 * time.Second,
+			MaxConnections:       1024,
+		},
+		Backpressure: Backpressure{
+			MaxInflightRequests: 0,
+			MaxInflightBytes:    32 << 20,
+			ProbeInterval:       time.Second,
+			ProbeTimeout:        2 * time.Second,
+			CircuitFailures:     2,
+			MemoryLimit:         192 << 20,
 		},
 		KeepRaw:        true,
 		ProduceTimeout: 10 * time.Second,
@@ -163,8 +246,10 @@ func (c Config) Validate() error {
 	if l.MaxEventBytes < 256 || int64(l.MaxEventBytes) > l.MaxDecompressedBytes {
 		p.Addf("limits.max_event_bytes: must be between 256 and max_decompressed_bytes")
 	}
-	if int64(l.MaxEventBytes) > int64(c.Kafka.MaxMessageBytes)*4 {
-		p.Addf("limits.max_event_bytes: %d cannot fit in kafka.max_message_bytes %d", l.MaxEventBytes, c.Kafka.MaxMessageBytes)
+	if need := int64(l.MaxEventBytes)*recordFactor(c.KeepRaw) + recordOverhead; need > int64(c.Kafka.MaxMessageBytes) {
+		p.Addf("limits.max_event_bytes: an event of %d bytes can make a record of %d bytes (%dx%s, plus %d), over kafka.max_message_bytes %d; lower it to %d or raise kafka.max_message_bytes (and the brokers' message.max.bytes)",
+			l.MaxEventBytes, need, recordFactor(c.KeepRaw), map[bool]string{true: " with keep_raw", false: ""}[c.KeepRaw], recordOverhead,
+			c.Kafka.MaxMessageBytes, (int64(c.Kafka.MaxMessageBytes)-recordOverhead)/recordFactor(c.KeepRaw))
 	}
 	if l.MaxDepth < 2 {
 		p.Addf("limits.max_depth: must be at least 2")
@@ -176,6 +261,29 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			p.Addf("limits.%s: must be positive", name)
 		}
+	}
+	if l.MaxConnections < 0 {
+		p.Addf("limits.max_connections: must be 0 (unbounded) or positive")
+	}
+	b := c.Backpressure
+	if b.MaxInflightRequests < 0 {
+		p.Addf("backpressure.max_inflight_requests: must be 0 (4 per core) or positive")
+	}
+	if b.MaxInflightBytes < l.MaxBodyBytes+l.MaxDecompressedBytes {
+		p.Addf("backpressure.max_inflight_bytes: %d is below limits.max_body_bytes + limits.max_decompressed_bytes (%d), so the largest request allowed could never be taken",
+			b.MaxInflightBytes, l.MaxBodyBytes+l.MaxDecompressedBytes)
+	}
+	if b.ProbeInterval < 100*time.Millisecond {
+		p.Addf("backpressure.probe_interval: %s is below 100ms", b.ProbeInterval)
+	}
+	if b.ProbeTimeout <= 0 {
+		p.Addf("backpressure.probe_timeout: must be positive")
+	}
+	if b.CircuitFailures < 1 {
+		p.Addf("backpressure.circuit_failures: must be at least 1")
+	}
+	if b.MemoryLimit != 0 && b.MemoryLimit < 2*b.MaxInflightBytes {
+		p.Addf("backpressure.memory_limit: %d is below twice max_inflight_bytes (%d); set 0 for none", b.MemoryLimit, 2*b.MaxInflightBytes)
 	}
 	if c.ProduceTimeout <= 0 || (l.WriteTimeout > 0 && c.ProduceTimeout >= l.WriteTimeout) {
 		p.Addf("produce_timeout: must be positive and below limits.write_timeout, so every request gets its answer")
@@ -215,6 +323,10 @@ func (c Config) Validate() error {
 			if !ingest.ValidOrigin(o) {
 				p.Addf("sources[%d].origins: %q is not an origin (http(s)://host[:port], or *)", i, o)
 			}
+		}
+		rl := s.RateLimit
+		if rl.EventsPerSecond < 0 || rl.BytesPerSecond < 0 || rl.BurstEvents < 0 || rl.BurstBytes < 0 {
+			p.Addf("sources[%d].rate_limit: rates and bursts cannot be negative", i)
 		}
 	}
 	p.Add("edx", c.EdX.Validate())
@@ -275,7 +387,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Sources: sources, TrustedProxies: proxies, KeepRaw: cfg.KeepRaw,
 		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
-		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes,
+		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,
+		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
+		MaxRecordBytes: int(cfg.Kafka.MaxMessageBytes), ProbeInterval: cfg.Backpressure.ProbeInterval,
+		ProbeTimeout: cfg.Backpressure.ProbeTimeout, CircuitFailures: cfg.Backpressure.CircuitFailures,
 	}, ingest.Deps{Log: deps.Log, Metrics: deps.Metrics, Serde: deps.Serde, Producer: producer, DLQ: dlq})
 	if err != nil {
 		producer.Client().Close()
@@ -297,14 +412,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Log.Warn("benchmark passthrough route enabled: POST /bench/passthrough produces unvalidated bytes")
 	}
 	if deps.Ready != nil {
-		deps.Ready.Add("kafka", func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := producer.Ping(ctx); err != nil {
-				return fmt.Errorf("no broker answers: %w", err)
-			}
-			return nil
-		})
+		// Cached state, kept by the prober and by produce outcomes: /readyz
+		// pings nothing (ingest/health.go).
+		deps.Ready.Add("kafka", server.KafkaReady)
+		deps.Ready.Add("gateway", server.Draining)
 	}
 	return &Service{cfg: cfg, log: deps.Log, producer: producer, server: server}, nil
 }

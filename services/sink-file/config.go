@@ -50,7 +50,7 @@ func Defaults() Config {
 		Kafka:          kafka.Defaults(),
 		Group:          "sluice-sink-file",
 		Dir:            "data/sink",
-		MaxPollRecords: 1000,
+		MaxPollRecords: 5000,
 		DateBy:         DateByEvent,
 		RotateBytes:    128 << 20,
 		RotateEvents:   1_000_000,

@@ -39,6 +39,11 @@ func buildChild(ctx context.Context, c pipelinetest.ChildConfig, log *zap.Logger
 	cfg.Group = c.Group
 	cfg.Dir = c.Getenv("SINKTEST_DIR")
 	cfg.Gzip = c.Getenv("SINKTEST_GZIP") == "1"
+	if c.Getenv("SINKTEST_BENCH") == "1" {
+		// Production settings, the last files published within a second.
+		cfg.RotateAge = time.Second
+		return New(cfg, Deps{Log: log, Serde: serde})
+	}
 	cfg.RotateAge = 300 * time.Millisecond
 	cfg.RotateEvents = 400
 	cfg.MaxPollRecords = 250

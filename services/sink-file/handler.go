@@ -47,6 +47,8 @@ type handler struct {
 
 	consumer *kafka.Consumer // set by Service.Start before the first call
 
+	transcoders sync.Map // schema id → *avro.Transcoder, or nil when the schema needs the native path
+
 	mu        sync.Mutex
 	parts     map[filewriter.TP]*partState
 	pausedErr atomic.Pointer[error] // set while the disk refuses writes
@@ -405,6 +407,7 @@ func (h *handler) forget(m map[string][]int32) {
 // buffer is reused from poll to poll.
 type worker struct {
 	buf   []byte
+	vals  []any // captured envelope times
 	lines []filewriter.Line
 	dead  []*pipeline.DeadLetter
 	err   error
@@ -432,7 +435,7 @@ func (h *handler) render(ctx context.Context, recs []*kgo.Record) ([]filewriter.
 		}
 		run := func() {
 			for _, r := range recs[lo:hi] {
-				l, err := h.line(ctx, r, &wk.buf)
+				l, err := h.line(ctx, r, wk)
 				switch {
 				case err == nil:
 					wk.lines = append(wk.lines, l)
@@ -463,14 +466,65 @@ func (h *handler) render(ctx context.Context, recs []*kgo.Record) ([]filewriter.
 	return lines, dead, errors.Join(errs...)
 }
 
-// line renders r as a JSON line appended to *buf. A Permanent error means
-// the record goes to the dead-letter topic; any other error is transient.
-func (h *handler) line(ctx context.Context, r *kgo.Record, buf *[]byte) (filewriter.Line, error) {
+// Paths the transcoder captures for the date folder.
+var datePaths = []string{"envelope.received_at", "envelope.client_time"}
+
+// transcoder returns the transcoder of schema id, nil when the schema
+// needs the native path.
+func (h *handler) transcoder(ctx context.Context, id int) (*avro.Transcoder, error) {
+	if t, ok := h.transcoders.Load(id); ok {
+		return t.(*avro.Transcoder), nil
+	}
+	c, err := h.serde.Codec(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.NewTranscoder(datePaths...)
+	if err != nil {
+		h.log.Info("rendering this schema through native values", zap.Int("schema_id", id), zap.Error(err))
+		t = nil
+	}
+	h.transcoders.Store(id, t)
+	return t, nil
+}
+
+// line renders r as a JSON line appended to wk.buf. A Permanent error
+// means the record goes to the dead-letter topic; any other error is
+// transient.
+func (h *handler) line(ctx context.Context, r *kgo.Record, wk *worker) (filewriter.Line, error) {
 	l := filewriter.Line{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Day: r.Timestamp}
 	var ok bool
 	if l.Family, ok = event.FamilyOfTopic(r.Topic); !ok {
 		return l, pipeline.Permanent(fmt.Errorf("topic %s is not a family's enriched topic", r.Topic))
 	}
+	id, body, err := avro.SplitWire(r.Value)
+	if err != nil {
+		return l, pipeline.Permanent(err)
+	}
+	tr, err := h.transcoder(ctx, id)
+	if err != nil {
+		if avro.IsTransient(err) {
+			return l, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		return l, pipeline.Permanent(err)
+	}
+	if tr != nil {
+		if len(wk.vals) < len(datePaths) {
+			wk.vals = make([]any, len(datePaths))
+		}
+		start := len(wk.buf)
+		if wk.buf, err = tr.AppendJSON(wk.buf, body, wk.vals); err != nil {
+			return l, pipeline.Permanent(fmt.Errorf("decoding with schema id %d: %w", id, err))
+		}
+		l.Data = wk.buf[start:len(wk.buf):len(wk.buf)]
+		received, _ := wk.vals[0].(time.Time)
+		client, _ := wk.vals[1].(time.Time)
+		if t := pickDate(received, client, h.cfg.DateBy); !t.IsZero() {
+			l.Day = t
+		}
+		return l, nil
+	}
+	buf := &wk.buf
 	native, codec, err := h.serde.Decode(ctx, r.Value)
 	if err != nil {
 		if avro.IsTransient(err) {
@@ -504,10 +558,12 @@ func dateOf(native any, dateBy string) time.Time {
 		return time.Time{}
 	}
 	received, _ := env["received_at"].(time.Time)
-	if dateBy == DateByEvent {
-		if t := avro.UnionTime(env["client_time"]); !t.IsZero() && (received.IsZero() || !t.After(received.Add(24*time.Hour))) {
-			return t
-		}
+	return pickDate(received, avro.UnionTime(env["client_time"]), dateBy)
+}
+
+func pickDate(received, client time.Time, dateBy string) time.Time {
+	if dateBy == DateByEvent && !client.IsZero() && (received.IsZero() || !client.After(received.Add(24*time.Hour))) {
+		return client
 	}
 	return received
 }

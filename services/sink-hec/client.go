@@ -187,6 +187,13 @@ func (e *endpoint) wait(ctx context.Context) error {
 	}
 }
 
+// ready reports whether the endpoint may take a request now.
+func (e *endpoint) ready() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !time.Now().Before(e.readyAt)
+}
+
 // fail backs the endpoint off and returns for how long.
 func (e *endpoint) fail(retryAfter time.Duration) time.Duration {
 	e.mu.Lock()

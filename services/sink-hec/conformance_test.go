@@ -32,6 +32,13 @@ func buildChild(ctx context.Context, c pipelinetest.ChildConfig, log *zap.Logger
 	cfg.Group = c.Group
 	cfg.URLs = []string{c.Getenv("SINKTEST_HEC_URL")}
 	cfg.Token = config.Secret(hectest.DefaultToken)
+	if c.Getenv("SINKTEST_BENCH") == "1" {
+		// Production settings; acks are polled often, as the test server
+		// acknowledges at once.
+		cfg.Ack = c.Getenv("SINKTEST_ACK") == "1"
+		cfg.AckPollInterval = 200 * time.Millisecond
+		return New(cfg, Deps{Log: log, Serde: serde})
+	}
 	cfg.Ack = true
 	cfg.BatchEvents = 100
 	cfg.BatchTimeout = 20 * time.Millisecond

@@ -54,9 +54,19 @@ type queue struct {
 	mu    sync.Mutex
 	items []*batch
 	wake  chan struct{}
+	kickc chan struct{} // closed by kick: every waiting pop returns
 }
 
-func newQueue() *queue { return &queue{wake: make(chan struct{}, 1)} }
+func newQueue() *queue { return &queue{wake: make(chan struct{}, 1), kickc: make(chan struct{})} }
+
+// kick makes every waiting pop return nil, so that its sender looks at
+// the sink's state again (a halt).
+func (q *queue) kick() {
+	q.mu.Lock()
+	close(q.kickc)
+	q.kickc = make(chan struct{})
+	q.mu.Unlock()
+}
 
 func (q *queue) signal() {
 	select {
@@ -79,10 +89,11 @@ func (q *queue) pushFront(bs ...*batch) {
 	q.signal()
 }
 
-// pop waits for a batch; nil when ctx ends.
+// pop waits for a batch; nil when ctx ends or on a kick.
 func (q *queue) pop(ctx context.Context) *batch {
 	for {
 		q.mu.Lock()
+		kicked := q.kickc
 		if len(q.items) > 0 {
 			b := q.items[0]
 			q.items[0] = nil
@@ -97,10 +108,25 @@ func (q *queue) pop(ctx context.Context) *batch {
 		q.mu.Unlock()
 		select {
 		case <-q.wake:
+		case <-kicked:
+			return nil
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// tryPop takes a batch if one waits.
+func (q *queue) tryPop() *batch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return nil
+	}
+	b := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	return b
 }
 
 func (q *queue) len() int {
@@ -256,6 +282,7 @@ func (e *engine) halt(err error) {
 		return
 	}
 	e.halted.Store(&halt{err: err, cleared: make(chan struct{})})
+	e.q.kick()
 	e.m.halted.Set(1)
 	e.log.Error("HEC refuses this configuration; delivery is halted and no event is dropped: fix the configuration (the sink retries every halt_retry)",
 		zap.Duration("halt_retry", e.cfg.HaltRetry), zap.Error(err))
@@ -323,7 +350,9 @@ func (e *engine) live(b *batch) bool {
 		}
 	}
 	if len(kept) < len(b.events) {
-		*b = *newBatch(kept)
+		nb := newBatch(kept)
+		nb.sends, nb.resent = b.sends, b.resent
+		*b = *nb
 	}
 	return len(kept) > 0
 }
@@ -336,22 +365,40 @@ func (e *engine) sendLoop(ctx context.Context, ch *channel) {
 		if !ok {
 			return
 		}
-		b := e.q.pop(ctx)
-		if b == nil {
-			if probe {
+		if probe {
+			// While halted, one sender at a time retries: with a batch when
+			// one waits, else with the start-up check.
+			b := e.q.tryPop()
+			if b == nil {
+				if err := e.checkEndpoint(ctx, ch); err != nil {
+					e.halt(err)
+				} else if ctx.Err() == nil {
+					e.unhalt()
+				}
 				e.probing.Store(false)
+				continue
 			}
-			return
-		}
-		if !e.live(b) {
-			if probe {
-				e.probing.Store(false)
+			if e.live(b) {
+				e.send(ctx, ch, b)
 			}
+			e.probing.Store(false)
 			continue
 		}
-		e.send(ctx, ch, b)
-		if probe {
-			e.probing.Store(false)
+		b := e.q.pop(ctx)
+		if b == nil {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // kicked: halted
+		}
+		if e.halted.Load() != nil || !ch.ep.ready() {
+			// Halted, or the URL backed off while this sender waited:
+			// another channel (or this one later) takes the batch.
+			e.q.pushFront(b)
+			continue
+		}
+		if e.live(b) {
+			e.send(ctx, ch, b)
 		}
 	}
 }
@@ -716,41 +763,50 @@ func (e *engine) drain(m map[string][]int32) {
 	}
 }
 
-// checkEndpoints makes a request to each URL at start, so that a wrong
-// token or a token without indexer acknowledgement shows on /readyz at
-// once rather than at the first event (HEC's health endpoint ignores the
-// token, so a data request with no data is the check: a valid token gets
-// 400 code 5, "No data").
+// checkEndpoints checks each URL at start, so that a wrong token or a
+// token without indexer acknowledgement shows on /readyz at once rather
+// than at the first event (#24411 of the OTel exporter).
 func (e *engine) checkEndpoints(ctx context.Context) {
 	for _, ch := range uniqueByEndpoint(e.chans) {
-		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-		status, hdr, resp, err := ch.post(rctx, ch.ep.eventURL, nil, false)
-		cancel()
-		if ctx.Err() != nil {
+		if err := e.checkEndpoint(ctx, ch); err != nil {
+			e.halt(err)
 			return
-		}
-		r := classify(ch.ep.base, status, hdr, resp, err, false)
-		switch {
-		case err != nil:
-			e.log.Warn("HEC URL unreachable at start", zap.String("url", ch.ep.base), zap.Error(err))
-			continue
-		case r.outcome == outFatal:
-			e.halt(fmt.Errorf("checking the token: %w", r.err))
-			return
-		}
-		if !e.cfg.Ack {
-			continue
-		}
-		rctx, cancel = context.WithTimeout(ctx, e.cfg.RequestTimeout)
-		status, hdr, resp, err = ch.post(rctx, ch.ep.ackURL, []byte(`{"acks":[]}`), false)
-		cancel()
-		if err == nil && status != 200 {
-			if r := classify(ch.ep.base, status, hdr, resp, nil, false); r.outcome == outFatal && r.code == 14 {
-				e.halt(fmt.Errorf("checking indexer acknowledgement: %w", r.err))
-				return
-			}
 		}
 	}
+}
+
+// checkEndpoint makes a data request without data: HEC's health endpoint
+// ignores the token, but a valid token gets 400 code 5 ("No data") here.
+// With ack on, an empty ack query tells whether the token has it. It
+// returns only configuration errors; an unreachable or busy URL backs off.
+func (e *engine) checkEndpoint(ctx context.Context, ch *channel) error {
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	status, hdr, resp, err := ch.post(rctx, ch.ep.eventURL, nil, false)
+	cancel()
+	if ctx.Err() != nil {
+		return nil
+	}
+	r := classify(ch.ep.base, status, hdr, resp, err, false)
+	switch r.outcome {
+	case outFatal:
+		return fmt.Errorf("checking the token: %w", r.err)
+	case outRetry:
+		d := ch.ep.fail(r.retryAfter)
+		e.log.Warn("HEC URL unreachable or busy", zap.String("url", ch.ep.base), zap.Duration("backoff", d), zap.Error(r.err))
+		return nil
+	}
+	if !e.cfg.Ack {
+		return nil
+	}
+	rctx, cancel = context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	status, hdr, resp, err = ch.post(rctx, ch.ep.ackURL, []byte(`{"acks":[]}`), false)
+	cancel()
+	if err == nil && status != 200 {
+		if r := classify(ch.ep.base, status, hdr, resp, nil, false); r.outcome == outFatal {
+			return fmt.Errorf("checking indexer acknowledgement: %w", r.err)
+		}
+	}
+	return nil
 }
 
 func uniqueByEndpoint(chans []*channel) []*channel {

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 )
 
@@ -30,14 +29,33 @@ type mapping struct {
 	family                          event.Family
 	index, source, sourcetype, host string
 	explicit                        Mapping // as configured, to tell set from defaulted
-	hostField                       []string
-	fields                          []fieldPath
+	// paths are the values an event of the family needs, in the order of
+	// the vals given to appendEvent: see the idx* constants, then the
+	// host field (when set), then the indexed fields.
+	paths     []string
+	hostIdx   int // -1 without host_field
+	fieldIdx  int // index of the first mapped field
+	fieldName []string
 }
 
-type fieldPath struct {
-	name string
-	path []string
-}
+// Value indexes common to every family.
+const (
+	idxClientTime = iota
+	idxReceivedAt
+	idxCommon
+)
+
+// Value indexes of the hec family, after the common ones.
+const (
+	idxHECEvent = idxCommon + iota
+	idxHECTime
+	idxHECHost
+	idxHECSource
+	idxHECSourcetype
+	idxHECIndex
+	idxHECFields
+	idxHECEnd
+)
 
 func newFormatter(cfg Config) *formatter {
 	f := &formatter{families: map[event.Family]*mapping{}}
@@ -47,7 +65,7 @@ func newFormatter(cfg Config) *formatter {
 	}
 	for _, fam := range event.Families {
 		g := given[string(fam)]
-		m := &mapping{family: fam, explicit: g, index: g.Index, source: g.Source, sourcetype: g.Sourcetype, host: g.Host}
+		m := &mapping{family: fam, explicit: g, index: g.Index, source: g.Source, sourcetype: g.Sourcetype, host: g.Host, hostIdx: -1}
 		if m.index == "" {
 			m.index = cfg.Index
 		}
@@ -57,55 +75,65 @@ func newFormatter(cfg Config) *formatter {
 		if m.sourcetype == "" {
 			m.sourcetype = "sluice:" + string(fam)
 		}
-		if g.HostField != "" {
-			m.hostField = strings.Split(g.HostField, ".")
+		m.paths = []string{"envelope.client_time", "envelope.received_at"}
+		if fam == event.HEC {
+			m.paths = append(m.paths, "event_json", "time", "host", "source", "sourcetype", "index", "fields")
 		}
+		if g.HostField != "" {
+			m.hostIdx = len(m.paths)
+			m.paths = append(m.paths, g.HostField)
+		}
+		m.fieldIdx = len(m.paths)
 		for _, p := range g.Fields {
-			m.fields = append(m.fields, fieldPath{name: p, path: strings.Split(p, ".")})
+			m.paths = append(m.paths, p)
+			m.fieldName = append(m.fieldName, p)
 		}
 		f.families[fam] = m
 	}
 	return f
 }
 
-// appendEvent appends the HEC event object of one enriched event. body is
-// the event rendered as JSON (Codec.AppendJSON).
-func (f *formatter) appendEvent(dst []byte, fam event.Family, topic string, partition int32, offset int64, native any, body []byte, recTime time.Time) []byte {
-	m := f.families[fam]
-	rec, _ := native.(map[string]any)
-	env, _ := rec["envelope"].(map[string]any)
-	t := eventTime(env, recTime)
+// values fills vals (len(m.paths)) from a native value, for schemas the
+// transcoder does not take.
+func (m *mapping) values(native any, vals []any) {
+	for i, p := range m.paths {
+		vals[i], _ = lookup(native, strings.Split(p, "."))
+	}
+}
+
+// appendEvent appends the HEC event object of one enriched event: body is
+// the event rendered as JSON, vals the values at m.paths.
+func (m *mapping) appendEvent(dst []byte, topic string, partition int32, offset int64, vals []any, body []byte, recTime time.Time) []byte {
+	t := eventTime(vals, recTime)
 	index, source, sourcetype, host := m.index, m.source, m.sourcetype, m.host
 	var hecFields map[string]any
-	if fam == event.HEC {
+	if m.family == event.HEC {
 		// An event that came in through the gateway's HEC endpoint goes out
 		// as it came: its own event, time and metadata, unless mapped.
-		if ej, ok := rec["event_json"].(string); ok && json.Valid([]byte(ej)) {
+		if ej, ok := vals[idxHECEvent].(string); ok && json.Valid([]byte(ej)) {
 			body = []byte(ej)
 		}
-		if v, ok := unwrap(rec["time"]).(float64); ok {
+		if v, ok := vals[idxHECTime].(float64); ok {
 			t = time.Unix(0, int64(v*1e9)).UTC()
 		}
-		pick := func(set, own, def string) string {
+		pick := func(set string, own any, def string) string {
 			if set != "" {
 				return set
 			}
-			if own != "" {
-				return own
+			if s, ok := own.(string); ok && s != "" {
+				return s
 			}
 			return def
 		}
-		index = pick(m.explicit.Index, avro.UnionString(rec["index"]), index)
-		source = pick(m.explicit.Source, avro.UnionString(rec["source"]), source)
-		sourcetype = pick(m.explicit.Sourcetype, avro.UnionString(rec["sourcetype"]), sourcetype)
-		host = pick(m.explicit.Host, avro.UnionString(rec["host"]), host)
-		hecFields, _ = unwrap(rec["fields"]).(map[string]any)
+		index = pick(m.explicit.Index, vals[idxHECIndex], index)
+		source = pick(m.explicit.Source, vals[idxHECSource], source)
+		sourcetype = pick(m.explicit.Sourcetype, vals[idxHECSourcetype], sourcetype)
+		host = pick(m.explicit.Host, vals[idxHECHost], host)
+		hecFields, _ = vals[idxHECFields].(map[string]any)
 	}
-	if len(m.hostField) > 0 {
-		if v, ok := lookup(native, m.hostField); ok {
-			if s, ok := scalarString(v); ok && s != "" {
-				host = s
-			}
+	if m.hostIdx >= 0 {
+		if s, ok := scalarString(vals[m.hostIdx]); ok && s != "" {
+			host = s
 		}
 	}
 	dst = append(dst, `{"time":`...)
@@ -125,41 +153,35 @@ func (f *formatter) appendEvent(dst []byte, fam event.Family, topic string, part
 	dst = append(dst, `","`+FieldOffset+`":"`...)
 	dst = strconv.AppendInt(dst, offset, 10)
 	dst = append(dst, '"')
-	keys := make([]string, 0, len(hecFields))
-	for k := range hecFields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := hecFields[k]
-		if k == FieldTopic || k == FieldPartition || k == FieldOffset {
-			continue
+	if len(hecFields) > 0 {
+		keys := make([]string, 0, len(hecFields))
+		for k := range hecFields {
+			keys = append(keys, k)
 		}
-		s, ok := v.(string)
+		slices.Sort(keys)
+		for _, k := range keys {
+			s, ok := hecFields[k].(string)
+			if !ok || k == FieldTopic || k == FieldPartition || k == FieldOffset {
+				continue
+			}
+			dst = append(dst, ',')
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			// Arrays of strings were kept as JSON text.
+			if strings.HasPrefix(s, "[") && json.Valid([]byte(s)) {
+				dst = append(dst, s...)
+			} else {
+				dst = appendString(dst, s)
+			}
+		}
+	}
+	for i, name := range m.fieldName {
+		s, ok := scalarString(vals[m.fieldIdx+i])
 		if !ok {
 			continue
 		}
 		dst = append(dst, ',')
-		dst = appendString(dst, k)
-		dst = append(dst, ':')
-		// Arrays of strings were kept as JSON text.
-		if strings.HasPrefix(s, "[") && json.Valid([]byte(s)) {
-			dst = append(dst, s...)
-		} else {
-			dst = appendString(dst, s)
-		}
-	}
-	for _, fp := range m.fields {
-		v, ok := lookup(native, fp.path)
-		if !ok {
-			continue
-		}
-		s, ok := scalarString(v)
-		if !ok {
-			continue
-		}
-		dst = append(dst, ',')
-		dst = appendString(dst, fp.name)
+		dst = appendString(dst, name)
 		dst = append(dst, ':')
 		dst = appendString(dst, s)
 	}
@@ -170,11 +192,11 @@ func (f *formatter) appendEvent(dst []byte, fam event.Family, topic string, part
 
 // eventTime is the device's time of the event, else when the gateway
 // received it, else the record's timestamp.
-func eventTime(env map[string]any, recTime time.Time) time.Time {
-	if t := avro.UnionTime(env["client_time"]); !t.IsZero() {
+func eventTime(vals []any, recTime time.Time) time.Time {
+	if t, ok := vals[idxClientTime].(time.Time); ok && !t.IsZero() {
 		return t
 	}
-	if t, ok := env["received_at"].(time.Time); ok && !t.IsZero() {
+	if t, ok := vals[idxReceivedAt].(time.Time); ok && !t.IsZero() {
 		return t
 	}
 	return recTime

@@ -9,6 +9,7 @@ import (
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 	"github.com/sluicehq/sluice/pkg/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/schemas"
 )
 
 func TestAppendTime(t *testing.T) {
@@ -24,6 +25,50 @@ func TestAppendTime(t *testing.T) {
 			t.Errorf("appendTime(%v) = %s, want %s", c.t, got, c.want)
 		}
 	}
+}
+
+// render formats native both ways (transcoder and native values) and
+// requires the same bytes.
+func render(t *testing.T, f *formatter, fam event.Family, topic string, partition int32, offset int64, native map[string]any) []byte {
+	t.Helper()
+	text, err := schemas.Latest(string(fam))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := avro.NewCodec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := c.Encode(nil, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.families[fam]
+	tr, err := c.NewTranscoder(m.paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]any, len(m.paths))
+	body, err := tr.AppendJSON(nil, wire[5:], vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := m.appendEvent(nil, topic, partition, offset, vals, body, time.Time{})
+	decoded, err := c.DecodeBody(wire[5:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body2, err := c.AppendJSON(nil, decoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals2 := make([]any, len(m.paths))
+	m.values(decoded, vals2)
+	slow := m.appendEvent(nil, topic, partition, offset, vals2, body2, time.Time{})
+	if string(fast) != string(slow) {
+		t.Fatalf("transcoded and native renderings differ:\n%s\n%s", fast, slow)
+	}
+	return fast
 }
 
 type hecEvent struct {
@@ -45,14 +90,17 @@ func TestFormatMapping(t *testing.T) {
 	f := newFormatter(cfg)
 	client := time.Date(2025, 6, 1, 8, 0, 0, 250_000_000, time.UTC)
 	native := pipelinetest.EnrichedClick("e-1", client.Add(time.Minute), client, 7)
-	body := []byte(`{"x":1}`)
-	out := f.appendEvent(nil, event.Clicks, "sluice.enriched.clicks", 2, 41, native, body, time.Time{})
+	out := render(t, f, event.Clicks, "sluice.enriched.clicks", 2, 41, native)
 	var e hecEvent
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
+	var body map[string]any
+	if err := json.Unmarshal(e.Event, &body); err != nil || body["type"] != "click" {
+		t.Errorf("event %s: %v", e.Event, err)
+	}
 	if e.Time != float64(client.UnixMicro())/1e6 || e.Host != "203.0.113.7" || e.Source != "sluice.enriched.clicks" ||
-		e.Sourcetype != "clicks:json" || e.Index != "web" || string(e.Event) != `{"x":1}` {
+		e.Sourcetype != "clicks:json" || e.Index != "web" {
 		t.Errorf("envelope %+v\n%s", e, out)
 	}
 	want := map[string]any{"kafka.topic": "sluice.enriched.clicks", "kafka.partition": "2", "kafka.offset": "41",
@@ -66,7 +114,10 @@ func TestFormatMapping(t *testing.T) {
 		t.Errorf("fields %v", e.Fields)
 	}
 	// An unmapped family: defaults, token host.
-	out = f.appendEvent(nil, event.EdX, "sluice.enriched.edx", 0, 1, map[string]any{"envelope": map[string]any{"received_at": client}}, body, time.Time{})
+	edx := f.families[event.EdX]
+	vals := make([]any, len(edx.paths))
+	edx.values(map[string]any{"envelope": map[string]any{"received_at": client}}, vals)
+	out = edx.appendEvent(nil, "sluice.enriched.edx", 0, 1, vals, []byte(`{"x":1}`), time.Time{})
 	e = hecEvent{}
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatal(err)
@@ -86,14 +137,18 @@ func TestFormatHECFamily(t *testing.T) {
 	native := map[string]any{
 		"envelope":   avro.EnvelopeNative(&event.Envelope{EventID: "h1", Family: event.HEC, ReceivedAt: time.Unix(1700000100, 0)}),
 		"event_json": `{"msg":"hello"}`,
+		"event_kind": "object",
+		"event_text": nil,
 		"time":       avro.Double(1700000000.5),
 		"host":       avro.String("web-1"),
 		"sourcetype": avro.String("access"),
 		"index":      nil,
 		"source":     nil,
 		"fields":     map[string]any{"map": map[string]any{"dc": "eu", "tags": `["a","b"]`}},
+		"extra_json": nil,
+		"enrichment": nil,
 	}
-	out := f.appendEvent(nil, event.HEC, "sluice.enriched.hec", 0, 3, native, []byte(`{"whole":"record"}`), time.Time{})
+	out := render(t, f, event.HEC, "sluice.enriched.hec", 0, 3, native)
 	var e hecEvent
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)

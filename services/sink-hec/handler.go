@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +22,9 @@ import (
 // them to the batcher. It returns once they are queued: offsets are
 // committed by the engine as events are acknowledged.
 type handler struct {
+	transcoders sync.Map     // schemaKey → *avro.Transcoder, nil when the schema needs the native path
+	avgSize     atomic.Int64 // rendered bytes per record (event and key), to size the arenas
+
 	cfg   Config
 	serde *avro.Serde
 	fmt   *formatter
@@ -100,15 +104,23 @@ func (h *handler) render(ctx context.Context, recs []*kgo.Record) ([]rendered, e
 	for w := 0; w < n; w++ {
 		lo, hi := w*share, min((w+1)*share, len(recs))
 		run := func() {
-			// One buffer per share: the events of a poll share few arrays.
-			buf := make([]byte, 0, 1024*(hi-lo))
+			// One arena per share, sized from the records seen so far: the
+			// events of a poll share one array, which lives until the last
+			// of them is delivered, so it should not need to grow.
+			avg := max(h.avgSize.Load(), 256)
+			buf := make([]byte, 0, int(avg+avg/8)*(hi-lo))
 			var scratch []byte
+			var vals []any
 			for i := lo; i < hi; i++ {
 				var err error
-				if buf, out[i], err = h.render1(ctx, recs[i], buf, &scratch); err != nil {
+				if buf, out[i], err = h.render1(ctx, recs[i], buf, &scratch, &vals); err != nil {
 					errs[w] = err
 					return
 				}
+			}
+			if hi > lo {
+				per := int64(len(buf) / (hi - lo))
+				h.avgSize.Store((h.avgSize.Load()*7 + per) / 8)
 			}
 		}
 		if n == 1 {
@@ -122,10 +134,35 @@ func (h *handler) render(ctx context.Context, recs []*kgo.Record) ([]rendered, e
 	return out, errors.Join(errs...)
 }
 
+type schemaKey struct {
+	id  int
+	fam event.Family
+}
+
+// transcoder returns the transcoder of a family's schema id, nil when the
+// schema needs the native path.
+func (h *handler) transcoder(ctx context.Context, id int, m *mapping) (*avro.Transcoder, error) {
+	key := schemaKey{id, m.family}
+	if t, ok := h.transcoders.Load(key); ok {
+		return t.(*avro.Transcoder), nil
+	}
+	c, err := h.serde.Codec(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.NewTranscoder(m.paths...)
+	if err != nil {
+		h.log.Info("rendering this schema through native values", zap.Int("schema_id", id), zap.Error(err))
+		t = nil
+	}
+	h.transcoders.Store(key, t)
+	return t, nil
+}
+
 // render1 renders one record into buf (the event body goes through
-// scratch first). It returns an error only for a transient failure; a
-// record that cannot be rendered is dead.
-func (h *handler) render1(ctx context.Context, r *kgo.Record, buf []byte, scratch *[]byte) ([]byte, rendered, error) {
+// scratch first, the captured values through vals). It returns an error
+// only for a transient failure; a record that cannot be rendered is dead.
+func (h *handler) render1(ctx context.Context, r *kgo.Record, buf []byte, scratch *[]byte, vals *[]any) ([]byte, rendered, error) {
 	dead := func(reason string, err error) rendered {
 		d := &pipeline.DeadLetter{Stage: Stage, Index: -1, Reason: reason, Message: err.Error(),
 			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Raw: r.Value, Key: r.Key}
@@ -136,26 +173,50 @@ func (h *handler) render1(ctx context.Context, r *kgo.Record, buf []byte, scratc
 	if !ok {
 		return buf, dead(event.ReasonUndecodable, fmt.Errorf("topic %s is not a family's enriched topic", r.Topic)), nil
 	}
-	native, codec, err := h.serde.Decode(ctx, r.Value)
+	m := h.fmt.families[fam]
+	id, wire, err := avro.SplitWire(r.Value)
+	if err != nil {
+		return buf, dead(event.ReasonUndecodable, err), nil
+	}
+	tr, err := h.transcoder(ctx, id, m)
 	if err != nil {
 		if avro.IsTransient(err) {
 			return buf, rendered{}, fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		return buf, dead(event.ReasonUndecodable, err), nil
 	}
-	body, err := codec.AppendJSON((*scratch)[:0], native)
-	if err != nil {
-		return buf, dead(event.ReasonUndecodable, fmt.Errorf("rendering JSON: %w", err)), nil
+	if len(*vals) < len(m.paths) {
+		*vals = make([]any, len(m.paths))
+	}
+	v := (*vals)[:len(m.paths)]
+	var body []byte
+	if tr != nil {
+		if body, err = tr.AppendJSON((*scratch)[:0], wire, v); err != nil {
+			return buf, dead(event.ReasonUndecodable, fmt.Errorf("decoding with schema id %d: %w", id, err)), nil
+		}
+	} else {
+		native, codec, err := h.serde.Decode(ctx, r.Value)
+		if err != nil {
+			return buf, dead(event.ReasonUndecodable, err), nil
+		}
+		if body, err = codec.AppendJSON((*scratch)[:0], native); err != nil {
+			return buf, dead(event.ReasonUndecodable, fmt.Errorf("rendering JSON: %w", err)), nil
+		}
+		m.values(native, v)
 	}
 	*scratch = body
 	start := len(buf)
-	buf = h.fmt.appendEvent(buf, fam, r.Topic, r.Partition, r.Offset, native, body, r.Timestamp)
+	buf = m.appendEvent(buf, r.Topic, r.Partition, r.Offset, v, body, r.Timestamp)
 	data := buf[start:len(buf):len(buf)]
 	if len(data) > h.cfg.MaxEventBytes {
 		return buf[:start], dead(event.ReasonEventTooLarge,
 			fmt.Errorf("the HEC event is %d bytes, above max_event_bytes %d", len(data), h.cfg.MaxEventBytes)), nil
 	}
-	return buf, rendered{ev: &ev{tp: TP{r.Topic, r.Partition}, offset: r.Offset, family: fam, key: r.Key, data: data}}, nil
+	// The key goes to the arena too: r.Key shares the fetched batch's
+	// buffer, which must not live as long as the event waits for its ack.
+	buf = append(buf, r.Key...)
+	key := buf[len(buf)-len(r.Key) : len(buf) : len(buf)]
+	return buf, rendered{ev: &ev{tp: TP{r.Topic, r.Partition}, offset: r.Offset, family: fam, key: key, data: data}}, nil
 }
 
 // metrics are the HEC sink's own; dead letters are also counted by

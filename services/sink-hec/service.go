@@ -178,6 +178,7 @@ func (s *Service) Start(ctx context.Context) error {
 		ReadCommitted:  true,
 		ManualCommit:   true,
 	}, s.handler, s.log,
+		kgo.OnPartitionsAssigned(e.assigned),
 		kgo.OnPartitionsRevoked(e.revoked),
 		kgo.OnPartitionsLost(e.lost),
 	)
@@ -195,12 +196,19 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
+func (e *engine) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if len(m) > 0 {
+		e.log.Info("partitions assigned", zap.Any("partitions", m))
+	}
+}
+
 // revoked delivers what it can of the partitions taken away (up to
 // drain_timeout), commits them and forgets them.
 func (e *engine) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 	if len(m) == 0 {
 		return
 	}
+	e.log.Info("partitions revoked; draining them", zap.Any("partitions", m))
 	e.drain(m)
 	e.commit(ctx, m)
 	e.tr.mu.Lock()
@@ -211,6 +219,7 @@ func (e *engine) revoked(ctx context.Context, _ *kgo.Client, m map[string][]int3
 
 // lost forgets partitions lost without a clean revoke.
 func (e *engine) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	e.log.Warn("partitions lost; their next owner sends their undelivered events", zap.Any("partitions", m))
 	e.tr.mu.Lock()
 	e.tr.drop(m)
 	e.updateFetchLocked()

@@ -170,15 +170,20 @@ func TestBrokerFailure(t *testing.T) {
 		}
 		return l, isr, nil
 	}
-	l, isr, err := leaders()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := range l {
-		if len(isr[p]) != 3 {
-			t.Fatalf("%s/%d has ISR %v: the topic must have 3 in-sync replicas for this test", raw, p, isr[p])
+	var l map[int32]int32
+	var isr map[int32][]int32
+	waitFor(t, time.Minute, raw+" to have 3 in-sync replicas on every partition", func() bool {
+		var err error
+		if l, isr, err = leaders(); err != nil || len(l) == 0 {
+			return false
 		}
-	}
+		for p := range l {
+			if len(isr[p]) != 3 || l[p] < 0 {
+				return false
+			}
+		}
+		return true
+	})
 	t.Logf("%s leaders %v", raw, l)
 
 	url, _ := c.startGateway(t, func(cfg *gateway.Config) {
@@ -272,7 +277,7 @@ func TestBrokerFailure(t *testing.T) {
 		}
 		return true
 	})
-	l, _, err = leaders()
+	l, _, err := leaders()
 	if err != nil {
 		t.Fatal(err)
 	}

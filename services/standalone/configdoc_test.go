@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/services/enricher"
 	"github.com/sluicehq/sluice/services/gateway"
 	sinkfile "github.com/sluicehq/sluice/services/sink-file"
+	sinkhec "github.com/sluicehq/sluice/services/sink-hec"
 )
 
 // configDocPath is the configuration reference this test keeps honest.
@@ -47,6 +48,11 @@ type (
 		Registry   avro.RegistryConfig `yaml:"registry" envPrefix:"REGISTRY_"`
 		Sink       sinkfile.Config     `yaml:",inline"`
 	}
+	sinkHECBinary struct {
+		app.Common `yaml:",inline"`
+		Registry   avro.RegistryConfig `yaml:"registry" envPrefix:"REGISTRY_"`
+		Sink       sinkhec.Config      `yaml:",inline"`
+	}
 )
 
 func (c *gatewayBinary) Validate() error {
@@ -58,6 +64,10 @@ func (c *enricherBinary) Validate() error {
 }
 
 func (c *sinkFileBinary) Validate() error {
+	return binaryValidate(c.Common, c.Registry, c.Sink.Validate())
+}
+
+func (c *sinkHECBinary) Validate() error {
 	return binaryValidate(c.Common, c.Registry, c.Sink.Validate())
 }
 
@@ -83,6 +93,8 @@ func docBinaries() []docBinary {
 			enricherBinary{Common: app.CommonDefaults(), Registry: avro.RegistryDefaults(), Enricher: enricher.Defaults()}},
 		{"sluice-sink-file", "../sink-file/cmd/sluice-sink-file/main.go",
 			sinkFileBinary{Common: app.CommonDefaults(), Registry: avro.RegistryDefaults(), Sink: sinkfile.Defaults()}},
+		{"sluice-sink-hec", "../sink-hec/cmd/sluice-sink-hec/main.go",
+			sinkHECBinary{Common: app.CommonDefaults(), Registry: avro.RegistryDefaults(), Sink: sinkhec.Defaults()}},
 		{"sluice-standalone", "", Defaults()},
 	}
 }
@@ -304,7 +316,7 @@ func TestConfigDocDefaults(t *testing.T) {
 	}
 }
 
-var binaryNameRE = regexp.MustCompile(`sluice-(gateway|enricher|sink-file|standalone)\b`)
+var binaryNameRE = regexp.MustCompile(`sluice-(gateway|enricher|sink-file|sink-hec|standalone)\b`)
 
 // TestConfigDocExamplesLoad loads every full example of the reference (a
 // ```yaml block whose first line is "# <binary>.yaml") into that binary's
@@ -379,8 +391,11 @@ func structShape(t reflect.Type) []string {
 		f := t.Field(i)
 		pkg := f.Type.PkgPath()
 		pkg = pkg[strings.LastIndex(pkg, "/")+1:]
-		if pkg == "sink-file" {
+		switch pkg {
+		case "sink-file":
 			pkg = "sinkfile"
+		case "sink-hec":
+			pkg = "sinkhec"
 		}
 		out = append(out, pkg+"."+f.Type.Name()+" "+string(f.Tag))
 	}

@@ -10,6 +10,7 @@ require (
 	github.com/sluicehq/sluice/services/enricher v0.0.0
 	github.com/sluicehq/sluice/services/gateway v0.0.0
 	github.com/sluicehq/sluice/services/sink-file v0.0.0
+	github.com/sluicehq/sluice/services/sink-hec v0.0.0
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -70,3 +71,5 @@ replace github.com/sluicehq/sluice/services/gateway => ../gateway
 replace github.com/sluicehq/sluice/services/enricher => ../enricher
 
 replace github.com/sluicehq/sluice/services/sink-file => ../sink-file
+
+replace github.com/sluicehq/sluice/services/sink-hec => ../sink-hec

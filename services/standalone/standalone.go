@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
@@ -24,6 +25,7 @@ import (
 	"github.com/sluicehq/sluice/services/enricher"
 	"github.com/sluicehq/sluice/services/gateway"
 	sinkfile "github.com/sluicehq/sluice/services/sink-file"
+	sinkhec "github.com/sluicehq/sluice/services/sink-hec"
 )
 
 // Config is the standalone binary's configuration.
@@ -45,7 +47,13 @@ type Config struct {
 	Gateway     gateway.Config  `yaml:"gateway" envPrefix:"GATEWAY_"`
 	Enricher    enricher.Config `yaml:"enricher" envPrefix:"ENRICHER_"`
 	SinkFile    sinkfile.Config `yaml:"sink_file" envPrefix:"SINK_FILE_"`
+	// SinkHEC runs when its URL and token are set: SLUICE_HEC_URL,
+	// SLUICE_HEC_TOKEN (and SLUICE_HEC_ACK=true for indexer acknowledgement).
+	SinkHEC sinkhec.Config `yaml:"sink_hec" envPrefix:"HEC_"`
 }
+
+// HECEnabled reports whether the HEC sink runs: its URL and token are set.
+func (c *Config) HECEnabled() bool { return len(c.SinkHEC.URLs) > 0 && c.SinkHEC.Token != "" }
 
 // DevWeaklayerKeyFile, in the data directory, holds the development
 // Weaklayer group install key (the JSON object a sensor sends as "key"),
@@ -62,6 +70,7 @@ func Defaults() Config {
 		Gateway:      gateway.Defaults(),
 		Enricher:     enricher.Defaults(),
 		SinkFile:     sinkfile.Defaults(),
+		SinkHEC:      sinkhec.Defaults(),
 		RunEnricher:  true,
 		RunSinkFile:  true,
 	}
@@ -70,6 +79,7 @@ func Defaults() Config {
 	c.Gateway.Listen = "127.0.0.1:8080"
 	c.Gateway.DevKey = true
 	c.Gateway.Demo = true
+	c.SinkFile.RotateAge = 2 * time.Second // files show up while you watch
 	return c
 }
 
@@ -100,6 +110,9 @@ func (c *Config) Validate() error {
 	p.Add("gateway", c.Gateway.Validate())
 	p.Add("enricher", c.Enricher.Validate())
 	p.Add("sink_file", c.SinkFile.Validate())
+	if c.HECEnabled() {
+		p.Add("sink_hec", c.SinkHEC.Validate())
+	}
 	return errors.Join(c.Common.Validate(), p.Err())
 }
 
@@ -109,6 +122,7 @@ func (c *Config) wire() {
 	c.Gateway.Kafka.Brokers = brokers
 	c.Enricher.Kafka.Brokers = brokers
 	c.SinkFile.Kafka.Brokers = brokers
+	c.SinkHEC.Kafka.Brokers = brokers
 	if c.SinkFile.Dir == "" || c.SinkFile.Dir == sinkfile.Defaults().Dir {
 		c.SinkFile.Dir = filepath.Join(c.DataDir, "sink")
 	}
@@ -192,6 +206,13 @@ func Build(ctx context.Context, cfg *Config, env app.Env) ([]app.Component, erro
 			return fail(err)
 		}
 		comps = append(comps, sink)
+	}
+	if cfg.HECEnabled() {
+		hec, err := sinkhec.New(cfg.SinkHEC, sinkhec.Deps{Log: env.Log.Named("sink-hec"), Metrics: env.Metrics, Ready: env.Ready, Serde: serde})
+		if err != nil {
+			return fail(err)
+		}
+		comps = append(comps, hec)
 	}
 	if cfg.RunEnricher {
 		en, err := enricher.New(cfg.Enricher, enricher.Deps{Log: env.Log.Named("enricher"), Metrics: env.Metrics, Ready: env.Ready, Serde: serde})

@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +32,7 @@ const (
 	envRegistry = "SLUICE_SINKTEST_REGISTRY"
 	envGroup    = "SLUICE_SINKTEST_GROUP"
 	envCrash    = "SLUICE_SINKTEST_CRASH" // <point>:<occurrence>
+	envClientID = "SLUICE_SINKTEST_CLIENT_ID"
 )
 
 // Lines a child prints on stdout.
@@ -61,9 +65,12 @@ type ChildConfig struct {
 // childKafka is the Kafka configuration of children: the shortest group
 // session brokers allow by default (group.min.session.timeout.ms), so that
 // a killed member leaves the group quickly.
-func childKafka(brokers []string) kafka.Config {
+func childKafka(brokers []string, clientID string) kafka.Config {
 	cfg := kafka.Defaults()
 	cfg.Brokers = brokers
+	if clientID != "" {
+		cfg.ClientID = clientID
+	}
 	cfg.Partitions = 3
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.HeartbeatInterval = 500 * time.Millisecond
@@ -79,14 +86,21 @@ func childKafka(brokers []string) kafka.Config {
 // process exit code. It prints READY on stdout once the sink has started.
 func RunChild(build func(ctx context.Context, cfg ChildConfig, log *zap.Logger) (app.Component, error)) int {
 	enc := zap.NewDevelopmentEncoderConfig()
-	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.InfoLevel))
+	level := zap.InfoLevel
+	if os.Getenv("SLUICE_SINKTEST_DEBUG") != "" {
+		level = zap.DebugLevel
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), level))
 	defer func() { _ = log.Sync() }()
 	cfg := ChildConfig{
-		Kafka:    childKafka(strings.Split(os.Getenv(envBrokers), ",")),
+		Kafka:    childKafka(strings.Split(os.Getenv(envBrokers), ","), os.Getenv(envClientID)),
 		Registry: os.Getenv(envRegistry),
 		Group:    os.Getenv(envGroup),
 		Getenv:   os.Getenv,
 		Point:    crashPoint(os.Getenv(envCrash), log),
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300) // as app.Main sets it for the service binaries
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	comp, err := build(ctx, cfg, log)
@@ -94,6 +108,15 @@ func RunChild(build func(ctx context.Context, cfg ChildConfig, log *zap.Logger) 
 	if err != nil {
 		log.Error("building the sink", zap.Error(err))
 		return 1
+	}
+	if path := os.Getenv("SLUICE_SINKTEST_CPUPROFILE"); path != "" {
+		// For profiling a benchmark's sink process.
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
+	if path := os.Getenv("SLUICE_SINKTEST_MEMPROFILE"); path != "" {
+		go peakHeapProfile(path)
 	}
 	ready := app.Func{N: "ready", StartFn: func(context.Context) error {
 		fmt.Println(lineReady)
@@ -104,6 +127,24 @@ func RunChild(build func(ctx context.Context, cfg ChildConfig, log *zap.Logger) 
 		return 1
 	}
 	return 0
+}
+
+// peakHeapProfile writes a heap profile to path whenever the heap in use
+// reaches a new peak (for profiling a benchmark's sink process).
+func peakHeapProfile(path string) {
+	var peak uint64
+	for range time.Tick(200 * time.Millisecond) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak {
+			continue
+		}
+		peak = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			_ = f.Close()
+		}
+	}
 }
 
 // crashPoint returns the Point function for a crash spec "<name>:<n>".
@@ -131,7 +172,7 @@ func crashPoint(spec string, log *zap.Logger) func(string) {
 
 // child is a running sink process.
 type child struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	cmd    *exec.Cmd
 	lines  chan string
@@ -159,14 +200,14 @@ func (l *lockedBuffer) String() string {
 
 // startChild re-executes the test binary as a sink process and waits for
 // READY.
-func startChild(ctx context.Context, t *testing.T, name string, env []string) *child {
+func startChild(ctx context.Context, t testing.TB, name string, env []string) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envChild+"=1"), env...)
+	cmd.Env = append(append(os.Environ(), envChild+"=1", envClientID+"="+clientID(name)), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -195,9 +236,16 @@ func startChild(ctx context.Context, t *testing.T, name string, env []string) *c
 		close(c.exited)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() {
+			c.dump()
+		}
 		c.kill()
 		if t.Failed() || os.Getenv("SLUICE_SINKTEST_LOGS") != "" {
-			t.Logf("stderr of %s:\n%s", c.name, tail(c.stderr.String(), 60))
+			n := 400
+			if os.Getenv("SLUICE_SINKTEST_DEBUG") != "" {
+				n = 1 << 30
+			}
+			t.Logf("stderr of %s:\n%s", c.name, tail(c.stderr.String(), n))
 		}
 	})
 	if _, err := c.waitLine(ctx, lineReady); err != nil {
@@ -219,6 +267,23 @@ func (c *child) waitLine(ctx context.Context, prefix string) (string, error) {
 		case <-ctx.Done():
 			return "", fmt.Errorf("waiting for %q from %s: %w", prefix, c.name, ctx.Err())
 		}
+	}
+}
+
+// dump makes a running child print its goroutines (SIGQUIT) into its
+// stderr, for the log of a failed test.
+func (c *child) dump() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+	case <-t.C:
 	}
 }
 
@@ -247,6 +312,12 @@ func (c *child) term(ctx context.Context) error {
 		c.kill()
 		return fmt.Errorf("%s did not exit after SIGTERM: %w", c.name, ctx.Err())
 	}
+}
+
+// clientID is the Kafka client id of a child: the suite tells group
+// members apart by it.
+func clientID(name string) string {
+	return "sinktest-" + strings.NewReplacer("/", "-", " ", "-").Replace(name)
 }
 
 func tail(s string, n int) string {

@@ -459,7 +459,8 @@ func (s *scenario) rebalance() {
 	b := s.start("b", "")
 	s.produce(s.h.Events/2, true)
 	s.waitAll()
-	// Kill a with both running: its partitions move to b.
+	// Kill a with both running and settled: its partitions move to b.
+	s.waitStable(a, b)
 	s.kill9(a)
 	s.produce(s.h.Events/4, true)
 	s.waitAll()
@@ -469,11 +470,30 @@ func (s *scenario) rebalance() {
 	s.verify()
 }
 
-// killLoop: SIGKILL at random moments while events keep coming.
+// waitStable waits until the group is stable with exactly the live
+// children as members: those killed before have left (session timeout),
+// the live ones have their assignment, and none is in the middle of a
+// join (a member killed there is never expired by kfake: its join reply
+// fails and no session timer is armed).
+func (s *scenario) waitStable(live ...*child) {
+	s.t.Helper()
+	var ids []string
+	for _, c := range live {
+		ids = append(ids, clientID(c.name))
+	}
+	if err := s.stableWith(ids...); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// killLoop: SIGKILL at random moments while events keep coming. Each
+// process is killed once it is the group's only member, so that every
+// kill hits a sink that owns partitions.
 func (s *scenario) killLoop() {
 	c := s.start("run-0", "")
 	per := s.h.Events / 4
 	for i := 1; i <= 3; i++ {
+		s.waitStable(c)
 		s.produce(per, i%2 == 0)
 		wait := time.NewTimer(time.Duration(150+s.rng.IntN(600)) * time.Millisecond)
 		select {

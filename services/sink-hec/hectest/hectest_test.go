@@ -217,3 +217,15 @@ func TestBusyAndLostAcks(t *testing.T) {
 		t.Errorf("lost ack: %d indexed, stats %+v", s.Count(), s.Stats())
 	}
 }
+
+func TestCountEvents(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"event":"a"}{"event":{"x":"}{"},"time":1}` + "\n" + `{"fields":{"event":"no"},"event":1}`: 3,
+		`{"time":1}`: -1, `{"event":"a"`: -1, `[1]`: -1, `x`: -1, ``: 0,
+	} {
+		n, err := countEvents([]byte(body))
+		if want < 0 && err == nil || want >= 0 && (err != nil || n != want) {
+			t.Errorf("countEvents(%s) = %d, %v; want %d", body, n, err, want)
+		}
+	}
+}

@@ -29,6 +29,7 @@ func (c *config) Validate() error {
 func main() {
 	cfg := &config{Common: app.CommonDefaults(), Registry: avro.RegistryDefaults(), Gateway: gateway.Defaults()}
 	os.Exit(app.Main("gateway", cfg, func(ctx context.Context, env app.Env) ([]app.Component, error) {
+		gateway.ApplyMemoryLimit(cfg.Gateway, env.Log)
 		serde, err := avro.Connect(ctx, cfg.Registry)
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limits bound what one request may cost.
@@ -30,6 +31,8 @@ type HTTPError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when set, is sent as the Retry-After header (429, 503).
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string { return e.Message }
@@ -47,8 +50,13 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads the request body within the limits, inflating gzip. The
 // returned release func hands the buffers back to the pool; the body must
-// not be used after it.
-func readBody(r *http.Request, lim Limits) ([]byte, func(), *HTTPError) {
+// not be used after it. The body is never held beyond the limits: it is
+// read through a limit of max_body_bytes+1 (and inflated through one of the
+// decompressed limit+1), and every byte read, as sent and as inflated,
+// counts against the gateway's in-flight bytes (a's budget), so that a body
+// arriving when that bound is reached is refused with 503 as soon as it
+// is hit.
+func readBody(r *http.Request, lim Limits, a *admission, retryAfter time.Duration) ([]byte, func(), *HTTPError) {
 	if r.ContentLength > lim.MaxBodyBytes {
 		return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large",
 			"body of %d bytes is over the %d-byte limit", r.ContentLength, lim.MaxBodyBytes)
@@ -58,15 +66,31 @@ func readBody(r *http.Request, lim Limits) ([]byte, func(), *HTTPError) {
 		return nil, func() {}, errf(http.StatusUnsupportedMediaType, "unsupported_encoding",
 			"Content-Encoding %q is not supported (use gzip or none)", enc)
 	}
+	overloaded := func() *HTTPError {
+		he := errf(http.StatusServiceUnavailable, ReasonOverloaded, "the gateway is at its limit of body bytes in flight; retry after the delay")
+		he.RetryAfter = retryAfter
+		return he
+	}
+	var body io.Reader = r.Body
+	if a != nil {
+		body = &budgetReader{r: r.Body, a: a}
+	}
 	wire := bufPool.Get().(*bytes.Buffer)
 	wire.Reset()
+	if r.ContentLength > 0 {
+		// One allocation of the announced size, not a series of doublings.
+		wire.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
 	release := func() { putBuf(wire) }
 	// Read one byte past the limit to tell "exactly at" from "over".
-	n, err := wire.ReadFrom(io.LimitReader(r.Body, lim.MaxBodyBytes+1))
+	n, err := wire.ReadFrom(io.LimitReader(body, lim.MaxBodyBytes+1))
 	if err != nil {
 		release()
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.Is(err, errBudget):
+			return nil, func() {}, overloaded()
+		case errors.As(err, &mbe):
 			return nil, func() {}, errf(http.StatusRequestEntityTooLarge, "body_too_large", "body is over the %d-byte limit", lim.MaxBodyBytes)
 		}
 		return nil, func() {}, errf(http.StatusBadRequest, "body_unreadable", "reading body: %v", err)
@@ -90,9 +114,16 @@ func readBody(r *http.Request, lim Limits) ([]byte, func(), *HTTPError) {
 	if byRatio := max(lim.MaxRatio*n, 1<<20); lim.MaxRatio > 0 && byRatio < limit {
 		limit = byRatio
 	}
-	m, err := plain.ReadFrom(io.LimitReader(zr, limit+1))
+	var inflated io.Reader = zr
+	if a != nil {
+		inflated = &budgetReader{r: zr, a: a}
+	}
+	m, err := plain.ReadFrom(io.LimitReader(inflated, limit+1))
 	if err != nil {
 		release()
+		if errors.Is(err, errBudget) {
+			return nil, func() {}, overloaded()
+		}
 		return nil, func() {}, errf(http.StatusBadRequest, "bad_gzip", "inflating body: %v", err)
 	}
 	if m > limit {

@@ -51,11 +51,52 @@ func (s *Server) Meta(c echo.Context) adapter.Meta { return s.meta(c) }
 // gzip. release hands the buffers back to a pool: the body must not be used
 // after it. Errors are *HTTPError (413, 415, 400).
 func (s *Server) ReadBody(r *http.Request) (body []byte, release func(), err error) {
-	b, rel, herr := readBody(r, s.opts.Limits)
+	b, rel, herr := s.readBody(r)
 	if herr != nil {
 		return nil, rel, herr
 	}
 	return b, rel, nil
+}
+
+// readBody reads r's body within the limits and the request's share of the
+// in-flight bytes (503 overloaded past it).
+func (s *Server) readBody(r *http.Request) ([]byte, func(), *HTTPError) {
+	return readBody(r, s.opts.Limits, admissionFrom(r.Context()), s.opts.RetryAfter)
+}
+
+// BatchID returns the client's batch id: the Idempotency-Key header, or
+// ?idempotency_key= (sendBeacon cannot set headers), at most 128 bytes
+// (400 bad_idempotency_key past it). Events of a batch sent with one and
+// without event ids of their own get ids derived from the source, the batch
+// id and their index, so a retried batch carries the same ids.
+func (s *Server) BatchID(r *http.Request) (string, error) {
+	id, err := batchID(r)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// SetRetryAfter sets the Retry-After header when he carries a delay
+// (429 and 503 refusals). Endpoints that write their own error replies
+// call it.
+func SetRetryAfter(c echo.Context, he *HTTPError) {
+	if he != nil && he.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterValue(he.RetryAfter))
+	}
+}
+
+// RetryAfterHeader renders d as a Retry-After value: whole seconds, at
+// least 1.
+func RetryAfterHeader(d time.Duration) string { return retryAfterValue(d) }
+
+// SetRefusalWriter makes request-level errors under the path prefix (the
+// refusals of backpressure, rate limits and authentication that the
+// middleware returns before the endpoint runs) be written by write, in the
+// endpoint's own reply shape. Retry-After is already set. Call it before
+// Start.
+func (s *Server) SetRefusalWriter(prefix string, write func(c echo.Context, he *HTTPError) error) {
+	s.refusalWriters = append(s.refusalWriters, refusalWriter{prefix: prefix, write: write})
 }
 
 // Split cuts a body into events as /v1/events does: a JSON array, one
@@ -73,6 +114,9 @@ func (s *Server) Split(body []byte, ndjson bool) ([]Item, error) {
 func (s *Server) Limits() Limits { return s.opts.Limits }
 
 // RetryAfter is the delay sent with 503 replies.
+//
+// A Result whose RateLimited is set is answered 429 with Retry-After
+// RetryAfterHeader(res.RateLimited).
 func (s *Server) RetryAfter() time.Duration { return s.opts.RetryAfter }
 
 // Reply writes res the way /v1/events does: 200, 207 with the per-event

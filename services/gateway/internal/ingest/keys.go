@@ -30,6 +30,9 @@ type Source struct {
 	// LoopbackOnly accepts the key only from loopback addresses (the
 	// standalone development key).
 	LoopbackOnly bool `yaml:"loopback_only"`
+	// RateLimit bounds the events and bytes per second the key may send
+	// (429 past it); zero rates are unlimited.
+	RateLimit RateLimit `yaml:"rate_limit"`
 }
 
 // Allows reports whether the source may send the family.
@@ -47,20 +50,27 @@ func (s *Source) Allows(f event.Family) bool {
 
 // Keys finds sources by key, comparing in constant time.
 type Keys struct {
-	sources []*Source
-	digests [][32]byte
+	sources  []*Source
+	digests  [][32]byte
+	limiters map[*Source]*sourceLimiter
 }
 
 // NewKeys indexes the sources.
 func NewKeys(sources []Source) *Keys {
-	k := &Keys{}
+	k := &Keys{limiters: map[*Source]*sourceLimiter{}}
 	for i := range sources {
 		s := sources[i]
 		k.sources = append(k.sources, &s)
 		k.digests = append(k.digests, sha256.Sum256([]byte(s.Key.Value())))
+		if l := newSourceLimiter(s.RateLimit); l != nil {
+			k.limiters[&s] = l
+		}
 	}
 	return k
 }
+
+// limiter returns the source's rate limiter, nil when it has none.
+func (k *Keys) limiter(s *Source) *sourceLimiter { return k.limiters[s] }
 
 // Lookup returns the source whose key is key, or nil. Every configured key
 // is compared, in constant time, so timing reveals nothing about which.

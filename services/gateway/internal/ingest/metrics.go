@@ -13,6 +13,12 @@ type metrics struct {
 	dropped  *prometheus.CounterVec
 	produce  prometheus.Histogram
 	duration *prometheus.HistogramVec
+
+	refusedRequests *prometheus.CounterVec
+	refusedEvents   *prometheus.CounterVec
+	dlqFailures     *prometheus.CounterVec
+	kafkaAvailable  prometheus.Gauge
+	circuitOpens    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,7 +50,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration} {
+	m.refusedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_gateway_refused_requests_total",
+		Help: "Requests refused by backpressure (overloaded, kafka_unavailable, shutting_down: 503) or by a source key's rate limit (rate_limited: 429), by reason.",
+	}, []string{"reason"})
+	m.refusedEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_gateway_refused_events_total",
+		Help: "Events in requests refused after their body was read (rate_limited, overloaded, kafka_unavailable), by family and reason; requests refused before their body is read are counted in sluice_gateway_refused_requests_total only.",
+	}, []string{"family", "reason"})
+	m.dlqFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_gateway_dlq_write_failures_total",
+		Help: "Rejected events whose dead letter could not be written to sluice.dlq, by family.",
+	}, []string{"family"})
+	m.kafkaAvailable = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_gateway_kafka_available",
+		Help: "1 while the gateway's Kafka circuit is closed (requests are taken), 0 while it is open (503).",
+	})
+	m.circuitOpens = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_gateway_kafka_circuit_opens_total",
+		Help: "Times the gateway found Kafka unreachable and began refusing requests.",
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration,
+		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -53,4 +80,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerGauges exports the in-flight counts of the guard.
+func registerGauges(reg prometheus.Registerer, g *guard) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_inflight_requests",
+			Help: "Requests holding a processing slot (backpressure.max_inflight_requests bounds it).",
+		}, func() float64 { return float64(g.processing.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_inflight_bytes",
+			Help: "Request body bytes held, as sent and as inflated (backpressure.max_inflight_bytes bounds it).",
+		}, func() float64 { return float64(g.bytes.Load()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ func (s *Server) EnablePassthrough() {
 		if herr != nil {
 			return herr
 		}
-		body, release, herr := readBody(r, s.opts.Limits)
+		body, release, herr := s.readBody(r)
 		if herr != nil {
 			return herr
 		}

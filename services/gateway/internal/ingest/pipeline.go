@@ -36,6 +36,8 @@ type Pipeline struct {
 	keepRaw        bool
 	produceTimeout time.Duration
 	limits         Limits
+	maxRecordBytes int // kafka.max_message_bytes
+	health         *brokerHealth
 	m              *metrics
 	log            *zap.Logger
 	accepted       []func(*Accepted) // observers, accepted.go
@@ -65,6 +67,10 @@ type Request struct {
 	// (Result.Skipped), neither stored nor dead-lettered, for the client to
 	// resend. This is Splunk HEC's partial-ingestion contract.
 	StopAtFirstReject bool
+	// IndexOffset is added to each item's index in the envelope's
+	// batch_index, the batch-derived event ids and the dead letters, for an
+	// endpoint that ingests one client batch in several requests.
+	IndexOffset int
 }
 
 // DropFunc decides whether a configured drop rule applies to an event; it
@@ -91,13 +97,47 @@ type Result struct {
 	// looked at (Request.StopAtFirstReject).
 	Skipped int `json:"skipped,omitempty"`
 	// Unavailable is set when no event could be produced because Kafka is
-	// unavailable: the caller answers 503 and the client retries.
+	// unavailable (or the gateway is overloaded, ErrOverloaded, or the
+	// rejections could not be dead-lettered): the caller answers 503 and
+	// the client retries.
 	Unavailable error `json:"-"`
+	// RateLimited is set when the source key is over its rate limit: the
+	// caller answers 429 with this as Retry-After.
+	RateLimited time.Duration `json:"-"`
+	// DLQFailed reports that the rejected events could not be written to
+	// the dead-letter topic: the reply is their only record.
+	DLQFailed bool `json:"dlq_failed,omitempty"`
 }
 
 // Ingest runs the batch through the pipeline.
+//
+// Before any work it may refuse the whole batch, each event with a
+// retryable code and none dead-lettered: kafka_unavailable while the
+// circuit is open (Result.Unavailable), rate_limited when the source key
+// is over its rate limit (Result.RateLimited), overloaded when no
+// processing slot is free (Result.Unavailable is ErrOverloaded).
 func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	res := &Result{Errors: []event.Rejection{}}
+	if err := p.health.err(); err != nil {
+		return p.refuseAll(req, res, ReasonKafkaUnavailable, err)
+	}
+	if a := admissionFrom(ctx); a != nil {
+		if wait := a.rate.chargeEvents(time.Now(), len(req.Items), req.bodyBytes()); wait > 0 {
+			res.RateLimited = wait
+			return p.refuseAll(req, res, ReasonRateLimited, nil)
+		}
+		if !a.takeSlot() {
+			return p.refuseAll(req, res, ReasonOverloaded, ErrOverloaded)
+		}
+		defer func() {
+			if res.Accepted > 0 && !a.produced {
+				// Stored: from here until the answer is written, a cut-off
+				// would leave the client without the answer.
+				a.produced = true
+				a.g.producedUnanswered.Add(1)
+			}
+		}()
+	}
 	codec := p.codecs[req.Family]
 	adapt := req.Adapt
 	if adapt == nil {
@@ -113,9 +153,15 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 		rj.Index = i
 		res.Errors = append(res.Errors, *rj)
 		p.m.events.WithLabelValues(string(req.Family), "rejected", rj.Code).Inc()
+		msg := rj.Message
+		if limit := p.maxDeadRaw(); len(raw) > limit {
+			// The dead letter must itself fit in a Kafka record.
+			msg = fmt.Sprintf("%s (raw truncated from %d to %d bytes)", msg, len(raw), limit)
+			raw = raw[:limit]
+		}
 		dead = append(dead, &pipeline.DeadLetter{
 			Stage: "gateway", Family: req.Family, Endpoint: req.Endpoint, SourceKey: req.SourceKey,
-			IP: meta.IP, Index: i, Reason: rj.Code, Field: rj.Field, Message: rj.Message,
+			IP: meta.IP, Index: req.IndexOffset + i, Reason: rj.Code, Field: rj.Field, Message: msg,
 			Raw: bytes.Clone(raw), Offset: -1, Time: meta.ReceivedAt,
 		})
 	}
@@ -141,13 +187,39 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.produceTimeout)
 	defer cancel()
+	if tripped := p.health.trippedCh(); tripped != nil && len(recs)+len(dead) > 0 {
+		// Fail fast: when the circuit opens (Kafka found unreachable), stop
+		// waiting for acks and answer 503 rather than holding the request
+		// for the whole produce timeout.
+		cctx, ccancel := context.WithCancelCause(pctx)
+		pctx = cctx
+		defer ccancel(nil)
+		go func() {
+			select {
+			case <-tripped:
+				ccancel(ErrCircuitOpen)
+			case <-cctx.Done():
+			}
+		}()
+	}
 	t0 := time.Now()
 	errs := p.producer.ProduceAll(pctx, recs)
 	p.m.produce.Observe(time.Since(t0).Seconds())
-	failed := 0
+	failed, tooLarge := 0, 0
 	var firstErr error
 	for j, i := range recIndex {
 		if errs != nil && errs[j] != nil {
+			if isTooLarge(errs[j]) {
+				if size := recordSize(recs[j]); p.permanentlyTooLarge(size) {
+					tooLarge++
+					reject(i, event.Reject(event.ReasonEventTooLarge, "",
+						"the event encodes to a %d-byte record, over the %d bytes Kafka takes (kafka.max_message_bytes)", size, p.maxRecordBytes),
+						req.Items[i].Raw)
+					continue
+				}
+				p.log.Error("kafka refused a record batch as too large although the record is small: the broker's message.max.bytes (or the topic's max.message.bytes) is below kafka.max_message_bytes",
+					zap.Int("record_bytes", recordSize(recs[j])), zap.Int("max_message_bytes", p.maxRecordBytes), zap.Error(errs[j]))
+			}
 			failed++
 			if firstErr == nil {
 				firstErr = errs[j]
@@ -162,13 +234,26 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 		p.notifyAccepted(req, i, recs[j])
 		p.m.events.WithLabelValues(string(req.Family), "accepted", "").Inc()
 	}
-	if failed > 0 && failed == len(recs) && isUnavailable(firstErr) {
+	switch {
+	case res.Accepted > 0:
+		p.health.success()
+	case failed > 0 && failed == len(recs)-tooLarge && isUnavailable(firstErr):
 		res.Unavailable = firstErr
+		if !errors.Is(firstErr, ErrCircuitOpen) {
+			p.health.failure(firstErr)
+		}
 	}
 	if len(dead) > 0 {
 		if err := p.dlq.Send(pctx, dead); err != nil {
-			// The client still learns of every rejection from the reply.
+			p.m.dlqFailures.WithLabelValues(string(req.Family)).Add(float64(len(dead)))
 			p.log.Error("writing rejected events to the DLQ", zap.Int("events", len(dead)), zap.Error(err))
+			res.DLQFailed = true
+			if res.Accepted == 0 && res.Unavailable == nil {
+				// Nothing was stored and the rejections are not in the DLQ
+				// either: the client must send the batch again (503), not be
+				// told it was dealt with (207).
+				res.Unavailable = fmt.Errorf("writing rejected events to the dead-letter topic: %w", err)
+			}
 		}
 	}
 	res.Rejected = len(req.Items) - res.Accepted - len(res.Ignored) - res.Skipped
@@ -176,6 +261,66 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 		sortRejections(res.Errors)
 	}
 	return res
+}
+
+// refuseAll answers a batch refused before any work: every event gets the
+// retryable code, none is produced or dead-lettered.
+func (p *Pipeline) refuseAll(req *Request, res *Result, reason string, unavailable error) *Result {
+	msg := "not stored: "
+	switch reason {
+	case ReasonRateLimited:
+		msg += fmt.Sprintf("the source key is over its rate limit; retry after %s s", retryAfterValue(res.RateLimited))
+	case ReasonOverloaded:
+		msg += "the gateway is at its in-flight request limit; retry after the delay"
+	default:
+		msg += "kafka is unreachable; retry after the delay"
+	}
+	for i := range req.Items {
+		res.Errors = append(res.Errors, event.Rejection{Index: i, Code: reason, Message: msg})
+	}
+	res.Rejected = len(req.Items)
+	res.Unavailable = unavailable
+	p.m.refusedRequests.WithLabelValues(reason).Inc()
+	p.m.refusedEvents.WithLabelValues(string(req.Family), reason).Add(float64(len(req.Items)))
+	return res
+}
+
+// bodyBytes is what the batch's events weigh, for the byte rate limit of
+// a request whose Content-Length was not known.
+func (req *Request) bodyBytes() int64 {
+	var n int64
+	for i := range req.Items {
+		n += int64(len(req.Items[i].Raw))
+	}
+	return n
+}
+
+// deadLetterOverhead is room left in a record for a dead letter's fields
+// other than the raw bytes.
+const deadLetterOverhead = 16 << 10
+
+// maxDeadRaw is the most raw bytes a dead letter carries.
+func (p *Pipeline) maxDeadRaw() int {
+	return max(p.maxRecordBytes-deadLetterOverhead, 1024)
+}
+
+// permanentlyTooLarge tells a record that can never fit (reject it) from a
+// small one the broker refused with its batch (a broker limit below
+// kafka.max_message_bytes: a configuration error, retried).
+func (p *Pipeline) permanentlyTooLarge(size int) bool {
+	return p.maxRecordBytes <= 0 || size*2 > p.maxRecordBytes
+}
+
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+func isTooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // build turns one item into a Kafka record, or says which drop rule kept
@@ -229,14 +374,14 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 		Endpoint:       req.Endpoint,
 		PartitionKey:   out.PartitionKey,
 		BatchID:        req.BatchID,
-		BatchIndex:     i,
+		BatchIndex:     req.IndexOffset + i,
 		Quirks:         append(it.Quirks, out.Quirks...),
 		GatewayVersion: p.version,
 	}
 	if env.EventID == "" {
 		if req.BatchID != "" {
 			// A retried batch gets the same ids, so duplicates are visible downstream.
-			env.EventID = uuid.NewSHA1(batchNS, fmt.Appendf(nil, "%s/%s/%d", req.SourceKey, req.BatchID, i)).String()
+			env.EventID = BatchEventID(req.SourceKey, req.BatchID, req.IndexOffset+i)
 		} else {
 			env.EventID = uuid.Must(uuid.NewV7()).String()
 		}
@@ -269,6 +414,14 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 }
 
 var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
+
+// BatchEventID is the event id the gateway gives the index-th event of a
+// batch sent with an Idempotency-Key and without an event id of its own: a
+// name-based UUID (v5) of the source key, the batch id and the index, so
+// that a retried batch carries the same ids (docs/retries.md).
+func BatchEventID(sourceKey, batchID string, index int) string {
+	return uuid.NewSHA1(batchNS, fmt.Appendf(nil, "%s/%s/%d", sourceKey, batchID, index)).String()
+}
 
 // jsonAPI decodes events: numbers stay exact (json.Number) and strings are
 // copied out of the request buffer, which is pooled. sonic decodes a
@@ -352,7 +505,7 @@ func isUnavailable(err error) bool {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) ||
-		errors.Is(err, kgo.ErrMaxBuffered) || errors.Is(err, kgo.ErrClientClosed) {
+		errors.Is(err, kgo.ErrMaxBuffered) || errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, ErrCircuitOpen) {
 		return true
 	}
 	var ke *kerr.Error

@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
@@ -40,6 +42,22 @@ type Options struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+	// MaxConnections bounds the open client connections; past it, new ones
+	// wait in the listen backlog until one closes. 0: unbounded.
+	MaxConnections int
+
+	// Backpressure (guard.go); 0: unbounded.
+	MaxInflightRequests int
+	MaxInflightBytes    int64
+	// MaxRecordBytes is the largest record Kafka takes
+	// (kafka.max_message_bytes); 0 means 1 MiB.
+	MaxRecordBytes int
+	// Kafka health (health.go): the prober's interval and timeout, and the
+	// consecutive failures that open the circuit. A zero interval turns the
+	// prober and the circuit off.
+	ProbeInterval   time.Duration
+	ProbeTimeout    time.Duration
+	CircuitFailures int
 }
 
 // Deps are the server's collaborators.
@@ -64,6 +82,18 @@ type Server struct {
 	m    *metrics
 	// drops holds the drop rules of the generic endpoint, by family.
 	drops map[event.Family]DropFunc
+
+	guard    *guard
+	health   *brokerHealth // nil when the prober is off
+	draining atomic.Bool
+	// refusalWriters answer request-level errors under a path prefix in
+	// an endpoint's own reply shape (the HEC receiver's).
+	refusalWriters []refusalWriter
+}
+
+type refusalWriter struct {
+	prefix string
+	write  func(c echo.Context, he *HTTPError) error
 }
 
 // NewServer builds the server and its routes; Start listens.
@@ -81,16 +111,32 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		}
 		codecs[f] = c
 	}
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = 1 << 20
+	}
+	var health *brokerHealth
+	if opts.ProbeInterval > 0 && deps.Producer != nil {
+		timeout := opts.ProbeTimeout
+		if timeout <= 0 {
+			timeout = opts.ProbeInterval
+		}
+		health = newBrokerHealth(deps.Producer.Ping, opts.ProbeInterval, timeout, opts.CircuitFailures, deps.Log, m)
+	}
 	s := &Server{
-		opts: opts,
-		log:  deps.Log,
-		keys: NewKeys(opts.Sources),
-		m:    m,
+		opts:   opts,
+		log:    deps.Log,
+		keys:   NewKeys(opts.Sources),
+		m:      m,
+		guard:  &guard{maxRequests: int64(opts.MaxInflightRequests), maxBytes: opts.MaxInflightBytes},
+		health: health,
 		pipe: &Pipeline{
 			adapters: adapters, codecs: codecs, producer: deps.Producer, dlq: deps.DLQ,
 			version: opts.Version, keepRaw: opts.KeepRaw, produceTimeout: opts.ProduceTimeout,
-			limits: opts.Limits, m: m, log: deps.Log,
+			limits: opts.Limits, maxRecordBytes: opts.MaxRecordBytes, health: health, m: m, log: deps.Log,
 		},
+	}
+	if err := registerGauges(deps.Metrics, s.guard); err != nil {
+		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -107,7 +153,8 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.Use(s.observe)
-	e.Use(s.cors) // cors.go: preflights and browser origins
+	e.Use(s.cors)  // cors.go: preflights and browser origins
+	e.Use(s.admit) // guard.go: backpressure before the body is read
 	e.POST("/v1/events/:family", s.handleEvents)
 	s.e = e
 	s.srv = &http.Server{
@@ -138,12 +185,16 @@ func (s *Server) Addr() string {
 // Name implements app.Component.
 func (s *Server) Name() string { return "http" }
 
-// Start listens and serves in the background.
+// Start listens and serves in the background, and starts the Kafka prober.
 func (s *Server) Start(context.Context) error {
 	ln, err := net.Listen("tcp", s.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.opts.Listen, err)
 	}
+	if s.opts.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, s.opts.MaxConnections)
+	}
+	s.health.start()
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -156,16 +207,46 @@ func (s *Server) Start(context.Context) error {
 	return nil
 }
 
-// Stop stops accepting connections and waits for in-flight requests, each
-// of which is answered truthfully, until ctx ends.
+// Stop drains the server: /readyz turns unready, the listener closes, a
+// request that still arrives on an open connection is refused unread (503
+// shutting_down), and the requests in flight finish, each answered
+// truthfully, until ctx ends. Requests still unanswered then are cut off,
+// and logged.
 func (s *Server) Stop(ctx context.Context) error {
+	s.draining.Store(true)
+	defer s.health.close()
 	s.mu.Lock()
 	started := s.ln != nil
 	s.mu.Unlock()
 	if !started {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	t0 := time.Now()
+	inflight := s.guard.admitted.Load()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		cut, stored := s.guard.admitted.Load(), s.guard.producedUnanswered.Load()
+		s.log.Error("shutdown timeout expired with requests in flight: they are cut off without an answer",
+			zap.Int64("requests", cut), zap.Int64("stored_unanswered", stored),
+			zap.String("note", "the events of stored_unanswered requests are in Kafka; their clients will resend them (duplicates with the same event ids)"),
+			zap.Error(err))
+		return err
+	}
+	s.log.Info("drained the requests in flight", zap.Int64("requests", inflight), zap.Duration("took", time.Since(t0).Round(time.Millisecond)))
+	return nil
+}
+
+// KafkaReady is the readiness check of Kafka: nil while the circuit is
+// closed. It reads cached state (the prober's and the produce outcomes'),
+// so /readyz costs nothing.
+func (s *Server) KafkaReady() error { return s.health.err() }
+
+// Draining is the readiness check of shutdown: an error once Stop began.
+func (s *Server) Draining() error {
+	if s.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
 }
 
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
@@ -199,6 +280,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	var ee *echo.HTTPError
 	switch {
 	case errors.As(err, &he):
+		SetRetryAfter(c, he)
+		for _, w := range s.refusalWriters {
+			if strings.HasPrefix(c.Request().URL.Path, w.prefix) {
+				_ = w.write(c, he)
+				return
+			}
+		}
 		_ = c.JSON(he.Status, errorBody{Error: he.Code, Message: he.Message})
 	case errors.As(err, &ee):
 		_ = c.JSON(ee.Code, errorBody{Error: strings.ReplaceAll(strings.ToLower(http.StatusText(ee.Code)), " ", "_"), Message: fmt.Sprint(ee.Message)})
@@ -225,7 +313,33 @@ func (s *Server) authenticate(c echo.Context, fam event.Family) (*Source, error)
 	if !src.Allows(fam) {
 		return nil, errf(http.StatusForbidden, "family_not_allowed", "the key may not send %s events", fam)
 	}
+	if err := s.rateAdmit(c, src, fam); err != nil {
+		return nil, err
+	}
 	return src, nil
+}
+
+// rateAdmit attaches the source's rate limiter to the request and, when
+// the body's size is announced, charges its bytes before it is read: 429
+// with Retry-After when they do not fit. Events are charged in Ingest.
+func (s *Server) rateAdmit(c echo.Context, src *Source, fam event.Family) error {
+	lim := s.keys.limiter(src)
+	a := admissionFrom(c.Request().Context())
+	if lim == nil || a == nil {
+		return nil
+	}
+	if a.rate == nil || a.rate.lim != lim {
+		a.rate = &rateAdmission{lim: lim}
+	}
+	if cl := c.Request().ContentLength; cl > 0 {
+		if wait := a.rate.chargeBytes(time.Now(), cl); wait > 0 {
+			closeUnread(c)
+			he := s.refuse(ReasonRateLimited, string(fam), "the key %s is over its rate limit of bytes; retry after %s s", src.ID, retryAfterValue(wait))
+			he.RetryAfter = wait
+			return he
+		}
+	}
+	return nil
 }
 
 // meta captures what the request says about its events.
@@ -272,7 +386,7 @@ func (s *Server) handleEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, release, herr := readBody(r, s.opts.Limits)
+	body, release, herr := s.readBody(r)
 	if herr != nil {
 		return herr
 	}
@@ -297,15 +411,32 @@ func (s *Server) handleEvents(c echo.Context) error {
 }
 
 // reply writes the per-event result: 200 when all were accepted, 207 when
-// some were not, 503 with Retry-After when Kafka could take none.
+// some were not, 503 with Retry-After when Kafka could take none (or the
+// gateway was overloaded), 429 with Retry-After when the source key is over
+// its rate limit.
 func (s *Server) reply(c echo.Context, res *Result) error {
+	if res.RateLimited > 0 {
+		c.Response().Header().Set("Retry-After", retryAfterValue(res.RateLimited))
+		return c.JSON(http.StatusTooManyRequests, struct {
+			errorBody
+			*Result
+		}{errorBody{Error: ReasonRateLimited, Message: "the source key is over its rate limit; retry after the delay"}, res})
+	}
 	if res.Unavailable != nil {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.opts.RetryAfter.Seconds())))
-		s.log.Warn("kafka unavailable, refusing batch", zap.Error(res.Unavailable))
+		c.Response().Header().Set("Retry-After", retryAfterValue(s.opts.RetryAfter))
+		code, msg := "unavailable", "events could not be stored right now; retry after the delay"
+		switch {
+		case errors.Is(res.Unavailable, ErrOverloaded):
+			code, msg = ReasonOverloaded, "the gateway is at its limit of requests in flight; retry after the delay"
+		case errors.Is(res.Unavailable, ErrCircuitOpen):
+			code = ReasonKafkaUnavailable
+		default:
+			s.log.Warn("kafka unavailable, refusing batch", zap.Error(res.Unavailable))
+		}
 		return c.JSON(http.StatusServiceUnavailable, struct {
 			errorBody
 			*Result
-		}{errorBody{Error: "unavailable", Message: "events could not be stored right now; retry after the delay"}, res})
+		}{errorBody{Error: code, Message: msg}, res})
 	}
 	status := http.StatusOK
 	if res.Rejected > 0 {

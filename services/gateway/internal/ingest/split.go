@@ -29,9 +29,9 @@ type Item struct {
 // pipeline's depth limit applies to it.
 func NewItem(raw []byte, quirks ...string) Item {
 	it := Item{Raw: raw, Quirks: quirks}
-	if end, depth, err := scanValue(raw, skipSpace(raw, 0)); err == nil && skipSpace(raw, end) == len(raw) {
-		it.depth = depth
-	}
+	// The depth counts even when the value is malformed, so that a deep one
+	// is refused here and not handed to the decoder.
+	_, it.depth, _ = scanValue(raw, skipSpace(raw, 0))
 	return it
 }
 
@@ -69,6 +69,11 @@ func split(body []byte, format string, maxEvents int) ([]Item, error) {
 		end, depth, err := scanValue(body, i)
 		if err == nil && skipSpace(body, end) == len(body) {
 			return []Item{{Raw: body[i:end], depth: depth}}, nil
+		}
+		if depth > deepBody {
+			// Malformed and deep: one event, refused for its depth without
+			// cutting it into lines.
+			return []Item{{Raw: body[i:], depth: depth}}, nil
 		}
 		// Several objects, or a malformed one: read as lines, so each line
 		// gets its own verdict.
@@ -167,17 +172,24 @@ func splitLines(body []byte, maxEvents int) ([]Item, error) {
 			}
 		}
 		it.Raw = trimmed
-		if end, depth, err := scanValue(trimmed, 0); err == nil && end == len(trimmed) {
-			it.depth = depth
-		}
+		// Malformed lines keep the depth reached, so that a deep one is
+		// refused for it before the decoder sees it.
+		_, it.depth, _ = scanValue(trimmed, 0)
 		items = append(items, it)
 	}
 	return items, nil
 }
 
+// deepBody is the nesting depth past which a malformed single-object body
+// is taken as one event rather than read as lines: no event limit is that
+// deep, and lines of it would each be decoded.
+const deepBody = 256
+
 // scanValue finds the end of the JSON value starting at b[i] and its maximum
 // nesting depth. It checks structure (brackets, strings, escapes), not the
-// full grammar: each event is fully decoded later.
+// full grammar: each event is fully decoded later. One pass, no recursion,
+// no allocation: a 10,000-deep value costs what its bytes cost. On error,
+// maxDepth is the deepest nesting reached before it.
 func scanValue(b []byte, i int) (end, maxDepth int, err error) {
 	if i >= len(b) {
 		return 0, 0, errors.New("unexpected end of input")
@@ -197,7 +209,7 @@ func scanValue(b []byte, i int) (end, maxDepth int, err error) {
 				}
 			}
 			if j >= len(b) {
-				return 0, 0, errors.New("unterminated string")
+				return 0, maxDepth, errors.New("unterminated string")
 			}
 			i = j
 			if depth == 0 {
@@ -211,7 +223,7 @@ func scanValue(b []byte, i int) (end, maxDepth int, err error) {
 		case '}', ']':
 			depth--
 			if depth < 0 {
-				return 0, 0, fmt.Errorf("unexpected %q", c)
+				return 0, maxDepth, fmt.Errorf("unexpected %q", c)
 			}
 			if depth == 0 {
 				return i + 1, maxDepth, nil
@@ -231,5 +243,5 @@ func scanValue(b []byte, i int) (end, maxDepth int, err error) {
 			}
 		}
 	}
-	return 0, 0, errors.New("unexpected end of input: value not closed")
+	return 0, maxDepth, errors.New("unexpected end of input: value not closed")
 }

@@ -39,6 +39,10 @@ func (n *Native) handleClicks(c echo.Context) error {
 	default:
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q is not supported (send JSON)", mt)
 	}
+	bid, err := n.batchID(c)
+	if err != nil {
+		return err
+	}
 	body, release, err := n.s.ReadBody(r)
 	if err != nil {
 		return err
@@ -57,7 +61,7 @@ func (n *Native) handleClicks(c echo.Context) error {
 	}
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.Clicks, Endpoint: "/v1/clicks", SourceKey: src.id, Strict: src.strict,
-		Meta: n.s.Meta(c), Items: items,
+		BatchID: bid, Meta: n.s.Meta(c), Items: items,
 	})
 	return n.replyEvents(c, res)
 }

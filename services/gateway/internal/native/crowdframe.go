@@ -43,6 +43,10 @@ func (n *Native) handleCrowdFrame(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	bid, err := n.batchID(c)
+	if err != nil {
+		return err
+	}
 	body, release, err := n.s.ReadBody(r)
 	if err != nil {
 		return err
@@ -55,7 +59,7 @@ func (n *Native) handleCrowdFrame(c echo.Context) error {
 	serverTime := json.Number(strconv.FormatInt(n.now().UnixMilli(), 10))
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.CrowdFrame, Endpoint: "/v1/crowdframe", SourceKey: src.id, Strict: src.strict,
-		Meta: n.s.Meta(c), Items: items,
+		BatchID: bid, Meta: n.s.Meta(c), Items: items,
 		Adapt: func(in *adapter.Input) (*adapter.Output, *event.Rejection) {
 			_, had := in.Value["server_time"]
 			in.Value["server_time"] = serverTime

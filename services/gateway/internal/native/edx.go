@@ -267,6 +267,10 @@ func (n *Native) handleUserTrack(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	bid, err := n.batchID(c)
+	if err != nil {
+		return err
+	}
 	var body []byte
 	if r.Method == http.MethodPost {
 		b, release, err := n.s.ReadBody(r)
@@ -307,7 +311,7 @@ func (n *Native) handleUserTrack(c echo.Context) error {
 	}
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.EdX, Endpoint: "/event", SourceKey: src.id, Strict: src.strict,
-		Meta: meta, Items: []ingest.Item{it},
+		BatchID: bid, Meta: meta, Items: []ingest.Item{it},
 		Drop: func(in *adapter.Input) (string, string) { return n.edx.drop(in.Value, staff) },
 	})
 	if res.Accepted == 1 || len(res.Ignored) == 1 {

@@ -145,6 +145,14 @@ func hecCode(reason string) int {
 }
 
 func (n *Native) hecRoutes(e *echo.Echo) {
+	// Refusals before the handler runs (backpressure, Kafka unreachable,
+	// shutting down) in HEC's shape: code 9, "Server is busy".
+	n.s.SetRefusalWriter("/services/collector", func(c echo.Context, he *ingest.HTTPError) error {
+		if he.Status == http.StatusServiceUnavailable || he.Status == http.StatusTooManyRequests {
+			return c.JSON(he.Status, hecReply{Text: hecTexts[9], Code: 9})
+		}
+		return c.JSON(he.Status, hecReply{Text: he.Message, Code: he.Status})
+	})
 	for _, p := range []string{"/services/collector", "/services/collector/event", "/services/collector/event/1.0"} {
 		e.Any(p, n.hecMethod(n.handleHECEvent))
 	}
@@ -156,7 +164,13 @@ func (n *Native) hecRoutes(e *echo.Echo) {
 			if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
 				return c.JSON(http.StatusMethodNotAllowed, hecReply{Text: hecNotFound, Code: 404})
 			}
-			// Like Splunk, no token is checked here.
+			// Like Splunk, no token is checked here. Unhealthy (503, code 9)
+			// while Kafka is unreachable or the gateway shuts down, so that
+			// HEC load balancers move on.
+			if n.s.KafkaReady() != nil || n.s.Draining() != nil {
+				n.setRetryAfter(c)
+				return hecJSON(c, 9)
+			}
 			return hecJSON(c, 17)
 		})
 	}
@@ -240,8 +254,12 @@ func (n *Native) hecBody(c echo.Context) ([]byte, func(), error) {
 	if err != nil {
 		he := asHTTPError(err)
 		code := he.Status
-		if he.Status == http.StatusBadRequest {
+		switch he.Status {
+		case http.StatusBadRequest:
 			code = 6
+		case http.StatusServiceUnavailable:
+			ingest.SetRetryAfter(c, he)
+			return nil, release, c.JSON(he.Status, hecReply{Text: hecTexts[9], Code: 9})
 		}
 		return nil, release, c.JSON(he.Status, hecReply{Text: he.Message, Code: code})
 	}
@@ -340,8 +358,12 @@ func latin1(b []byte) string {
 }
 
 func (n *Native) hecIngest(c echo.Context, tok *HECToken, items []ingest.Item) error {
+	bid, err := n.batchID(c)
+	if err != nil {
+		return c.JSON(http.StatusBadRequest, hecReply{Text: err.Error(), Code: 6})
+	}
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
-		Family: event.HEC, Endpoint: c.Path(), SourceKey: tok.SourceID,
+		Family: event.HEC, Endpoint: c.Path(), SourceKey: tok.SourceID, BatchID: bid,
 		Meta: n.s.Meta(c), Items: items, StopAtFirstReject: true,
 		Adapt: func(in *adapter.Input) (*adapter.Output, *event.Rejection) { return hecAdapt(in, tok) },
 	})
@@ -351,7 +373,7 @@ func (n *Native) hecIngest(c echo.Context, tok *HECToken, items []ingest.Item) e
 	}
 	if len(res.Errors) > 0 {
 		e := res.Errors[0]
-		if e.Code == event.ReasonProduceFailed {
+		if ingest.Retryable(e.Code) {
 			n.setRetryAfter(c)
 			return hecJSON(c, 9)
 		}

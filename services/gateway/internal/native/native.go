@@ -225,23 +225,31 @@ func mediaType(r *http.Request) (string, map[string]string, error) {
 // replyEvents writes the Sluice per-event reply of an endpoint whose client
 // sends one event or a small batch: 200 when all were accepted, 207 when
 // some were, 400 when every event was rejected (a malformed request), 503
-// with Retry-After when Kafka could take none.
+// with Retry-After when Kafka could take none (or the gateway was
+// overloaded), 429 with Retry-After when the source key is over its rate
+// limit.
 func (n *Native) replyEvents(c echo.Context, res *ingest.Result) error {
-	if res.Unavailable == nil && res.Accepted == 0 && res.Rejected > 0 && allRefused(res) {
+	if res.Unavailable == nil && res.RateLimited == 0 && res.Accepted == 0 && res.Rejected > 0 && allRefused(res) {
 		return c.JSON(http.StatusBadRequest, res)
 	}
 	return n.s.Reply(c, res)
 }
 
 // allRefused reports whether every rejection is the event's fault, not a
-// failed produce (which the client should retry).
+// failed produce or a refusal (which the client should retry).
 func allRefused(res *ingest.Result) bool {
 	for _, e := range res.Errors {
-		if e.Code == event.ReasonProduceFailed {
+		if ingest.Retryable(e.Code) {
 			return false
 		}
 	}
 	return true
+}
+
+// batchID is the request's Idempotency-Key (or ?idempotency_key=), for the
+// endpoints whose clients may send one.
+func (n *Native) batchID(c echo.Context) (string, error) {
+	return n.s.BatchID(c.Request())
 }
 
 // setRetryAfter sets the Retry-After header of a 503.

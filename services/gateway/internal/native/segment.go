@@ -54,6 +54,7 @@ func (n *Native) handleSegment(c echo.Context) error {
 	body, release, err := n.s.ReadBody(r)
 	if err != nil {
 		he := asHTTPError(err)
+		ingest.SetRetryAfter(c, he)
 		return c.JSON(he.Status, segmentReply{Message: he.Message, Reason: he.Code})
 	}
 	defer release()
@@ -67,7 +68,11 @@ func (n *Native) handleSegment(c echo.Context) error {
 	switch {
 	case res.Unavailable != nil:
 		n.setRetryAfter(c)
-		return c.JSON(http.StatusServiceUnavailable, segmentReply{Message: "the event could not be stored right now; retry", Reason: "unavailable"})
+		reason := "unavailable"
+		if len(res.Errors) > 0 && ingest.Retryable(res.Errors[0].Code) {
+			reason = res.Errors[0].Code
+		}
+		return c.JSON(http.StatusServiceUnavailable, segmentReply{Message: "the event could not be stored right now; retry", Reason: reason})
 	case res.Accepted == 1:
 		return c.JSON(http.StatusOK, segmentReply{Committed: true})
 	case len(res.Ignored) == 1:
@@ -76,7 +81,7 @@ func (n *Native) handleSegment(c echo.Context) error {
 	case len(res.Errors) > 0:
 		e := res.Errors[0]
 		status := http.StatusBadRequest
-		if e.Code == event.ReasonProduceFailed {
+		if ingest.Retryable(e.Code) {
 			status = http.StatusServiceUnavailable
 			n.setRetryAfter(c)
 		} else {

@@ -223,6 +223,10 @@ func (n *Native) handleWeaklayerEvents(c echo.Context) error {
 	if enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc != "gzip" && enc != "x-gzip" {
 		return errorf(http.StatusUnsupportedMediaType, "gzip_required", "the events body must be gzip-compressed (Content-Encoding: gzip)")
 	}
+	bid, err := n.batchID(c)
+	if err != nil {
+		return err
+	}
 	body, release, err := n.s.ReadBody(r)
 	if err != nil {
 		return err
@@ -244,7 +248,7 @@ func (n *Native) handleWeaklayerEvents(c echo.Context) error {
 	g, s := group.String(), sensor.String()
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.Weaklayer, Endpoint: "/events", SourceKey: "weaklayer:" + g,
-		Meta: n.s.Meta(c), Items: items,
+		BatchID: bid, Meta: n.s.Meta(c), Items: items,
 		Adapt: func(in *adapter.Input) (*adapter.Output, *event.Rejection) {
 			return adapter.Weaklayer{}.AdaptFromSensor(in, s, g)
 		},

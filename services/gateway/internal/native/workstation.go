@@ -2,11 +2,14 @@ package native
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -183,6 +186,17 @@ func (n *Native) handleArchive(c echo.Context) error {
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"Content-Type %q is not supported (send the zip as application/zip or as a multipart file)", mt)
 	}
+	// A retried upload of the same archive gets the same event ids
+	// (docs/retries.md): the batch id is the client's Idempotency-Key, else
+	// the archive's SHA-256; each file is its own batch within it.
+	bid, err := n.batchID(c)
+	if err != nil {
+		return err
+	}
+	if bid == "" {
+		sum := sha256.Sum256(data)
+		bid = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	wc := n.cfg.Workstation
 	arch, err := readArchive(data, archiveLimits{maxEntries: wc.MaxEntries, maxTotal: wc.MaxUncompressedBytes, maxRatio: wc.MaxRatio})
 	if err != nil {
@@ -196,6 +210,7 @@ func (n *Native) handleArchive(c echo.Context) error {
 	reply := archiveReply{MachineGUID: man.MachineGUID, ArchiveType: man.Type, Ignored: arch.ignored, Files: []fileResult{}}
 	meta := n.s.Meta(c)
 	unavailable := false
+	var rateLimited time.Duration
 	for _, name := range archiveFiles[1:] {
 		text, ok := arch.files[name]
 		if !ok {
@@ -204,16 +219,20 @@ func (n *Native) handleArchive(c echo.Context) error {
 		version, items, adapt := n.archiveFileItems(name, text, man, dec, wc.RepairJSON, arch.quirks)
 		res := n.ingestChunks(c, &ingest.Request{
 			Family: event.Workstation, Endpoint: "/v1/workstation/archives", SourceKey: src.id, Strict: src.strict,
-			Meta: meta, Adapt: adapt,
+			BatchID: bid + "/" + name, Meta: meta, Adapt: adapt,
 		}, items)
 		if res.Unavailable != nil {
 			unavailable = true
 		}
+		rateLimited = max(rateLimited, res.RateLimited)
 		reply.Accepted += res.Accepted
 		reply.Rejected += res.Rejected
 		reply.Files = append(reply.Files, fileResult{Name: name, Version: version, Result: res})
 	}
 	switch {
+	case rateLimited > 0 && reply.Accepted == 0:
+		c.Response().Header().Set("Retry-After", ingest.RetryAfterHeader(rateLimited))
+		return c.JSON(http.StatusTooManyRequests, reply)
 	case unavailable && reply.Accepted == 0:
 		n.setRetryAfter(c)
 		return c.JSON(http.StatusServiceUnavailable, reply)
@@ -232,6 +251,7 @@ func (n *Native) ingestChunks(c echo.Context, req *ingest.Request, items []inges
 	for off := 0; off < len(items); off += step {
 		r := *req
 		r.Items = items[off:min(off+step, len(items))]
+		r.IndexOffset = off
 		res := n.s.Ingest(ingestCtx(c), &r)
 		total.Accepted += res.Accepted
 		total.Rejected += res.Rejected
@@ -242,6 +262,8 @@ func (n *Native) ingestChunks(c echo.Context, req *ingest.Request, items []inges
 		if res.Unavailable != nil {
 			total.Unavailable = res.Unavailable
 		}
+		total.RateLimited = max(total.RateLimited, res.RateLimited)
+		total.DLQFailed = total.DLQFailed || res.DLQFailed
 	}
 	return total
 }

@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Backpressure: what the gateway holds at once is bounded, and a request
+// past a bound is refused with 503 and Retry-After instead of queueing.
+//
+//   - In-flight bytes (Options.MaxInflightBytes): the request bodies the
+//     gateway holds, as sent and as inflated, counted while they are read
+//     and until the request is answered. A request whose Content-Length does
+//     not fit in what is left is refused before its body is read; a body
+//     without a Content-Length (chunked) is refused as soon as it reaches
+//     the bound.
+//   - In-flight requests (Options.MaxInflightRequests): requests being
+//     processed (decoded, encoded, produced, waiting for acks). A request
+//     arriving while every slot is taken is refused before its body is read;
+//     the slot itself is taken only once the body is in, so that clients
+//     that send their bodies slowly hold no slot.
+//   - Kafka unavailable (health.go): while the circuit is open, requests are
+//     refused before their body is read.
+//   - Shutting down: requests that arrive after SIGTERM on a connection that
+//     is still open are refused before their body is read.
+//
+// Per-source rate limits (ratelimit.go) answer 429 instead.
+
+// Refusal reasons, the label of sluice_gateway_refused_requests_total and
+// sluice_gateway_refused_events_total, and the error codes of the replies.
+const (
+	ReasonOverloaded       = "overloaded"
+	ReasonKafkaUnavailable = "kafka_unavailable"
+	ReasonRateLimited      = "rate_limited"
+	ReasonShuttingDown     = "shutting_down"
+)
+
+// ErrOverloaded is Result.Unavailable when the gateway had no processing
+// slot free for the request.
+var ErrOverloaded = errors.New("the gateway is at its in-flight request limit")
+
+// ErrCircuitOpen is Result.Unavailable when the request was not produced
+// because Kafka is known to be unreachable.
+var ErrCircuitOpen = errors.New("kafka is unreachable")
+
+// Retryable reports whether a per-event error code means "not stored, send
+// it again" rather than a problem with the event.
+func Retryable(code string) bool {
+	switch code {
+	case "produce_failed", ReasonOverloaded, ReasonKafkaUnavailable, ReasonRateLimited, ReasonShuttingDown:
+		return true
+	}
+	return false
+}
+
+// guard holds the gateway-wide in-flight counts.
+type guard struct {
+	maxRequests int64
+	maxBytes    int64
+	processing  atomic.Int64 // requests holding a processing slot
+	bytes       atomic.Int64 // body bytes held
+	admitted    atomic.Int64 // guarded requests between admission and answer
+	// producedUnanswered counts requests some of whose events are stored
+	// and whose answer is not written yet.
+	producedUnanswered atomic.Int64
+}
+
+// admission is one guarded request's share of the bounds; it lives in the
+// request's context from the admit middleware until the answer.
+type admission struct {
+	g     *guard
+	bytes int64 // reserved body bytes
+	slot  bool  // holds a processing slot
+	// produced: some of the request's events are stored (counted in
+	// guard.producedUnanswered until the answer).
+	produced bool
+	// rate is the request's source-key rate-limit state, set by
+	// authenticate (ratelimit.go).
+	rate *rateAdmission
+}
+
+type admissionKey struct{}
+
+func admissionFrom(ctx context.Context) *admission {
+	a, _ := ctx.Value(admissionKey{}).(*admission)
+	return a
+}
+
+// reserve takes n more body bytes, or reports that the bound is reached.
+func (a *admission) reserve(n int64) bool {
+	if a == nil || n <= 0 {
+		return true
+	}
+	if held := a.g.bytes.Add(n); a.g.maxBytes > 0 && held > a.g.maxBytes {
+		a.g.bytes.Add(-n)
+		return false
+	}
+	a.bytes += n
+	return true
+}
+
+// takeSlot takes a processing slot, once per request.
+func (a *admission) takeSlot() bool {
+	if a == nil || a.slot {
+		return true
+	}
+	if n := a.g.processing.Add(1); a.g.maxRequests > 0 && n > a.g.maxRequests {
+		a.g.processing.Add(-1)
+		return false
+	}
+	a.slot = true
+	return true
+}
+
+func (a *admission) release() {
+	if a.bytes > 0 {
+		a.g.bytes.Add(-a.bytes)
+		a.bytes = 0
+	}
+	if a.slot {
+		a.g.processing.Add(-1)
+		a.slot = false
+	}
+	if a.produced {
+		a.g.producedUnanswered.Add(-1)
+		a.produced = false
+	}
+}
+
+// guarded reports whether a request goes through admission: every POST,
+// and GET /event (edX user_track sends events as query parameters). Static
+// files, health checks and preflights do not.
+func guarded(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut:
+		return true
+	case http.MethodGet:
+		return r.URL.Path == "/event"
+	}
+	return false
+}
+
+// admit is the middleware that applies the bounds before a handler reads
+// the body.
+func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if !guarded(r) {
+			return next(c)
+		}
+		if s.draining.Load() {
+			// A request that reached a connection still open after SIGTERM:
+			// refused unread, and the connection closed, so that the client
+			// sends it to another instance.
+			c.Response().Header().Set("Connection", "close")
+			return s.refuse(ReasonShuttingDown, "", "the gateway is shutting down; retry (another instance will take it)")
+		}
+		if err := s.health.err(); err != nil {
+			closeUnread(c)
+			return s.refuse(ReasonKafkaUnavailable, "", "events cannot be stored right now: %v; retry after the delay", err)
+		}
+		g := s.guard
+		if g.maxRequests > 0 && g.processing.Load() >= g.maxRequests {
+			closeUnread(c)
+			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight; retry after the delay", g.maxRequests)
+		}
+		if cl := r.ContentLength; cl > 0 && cl <= s.opts.Limits.MaxBodyBytes && g.maxBytes > 0 && g.bytes.Load()+cl > g.maxBytes {
+			closeUnread(c)
+			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d body bytes in flight; retry after the delay", g.maxBytes)
+		}
+		a := &admission{g: g}
+		g.admitted.Add(1)
+		defer func() {
+			a.release()
+			g.admitted.Add(-1)
+		}()
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), admissionKey{}, a)))
+		return next(c)
+	}
+}
+
+// closeUnread marks the connection of a request refused before its body
+// was read for closing after the answer, unless the body is small enough
+// to be in the socket already: Go's server would otherwise read (discard)
+// up to 256 KiB of it before sending the answer, which a client that sends
+// its body slowly would delay for as long as it liked. A small body is
+// discarded, and the connection kept.
+func closeUnread(c echo.Context) {
+	if cl := c.Request().ContentLength; cl < 0 || cl > discardableBody {
+		c.Response().Header().Set("Connection", "close")
+	}
+}
+
+// discardableBody is the largest unread body left to Go's server to
+// discard (keeping the connection) after a refusal.
+const discardableBody = 64 << 10
+
+// refuse counts a refused request and returns its 503 (429 for
+// rate_limited), with Retry-After.
+func (s *Server) refuse(reason string, family string, format string, a ...any) *HTTPError {
+	s.m.refusedRequests.WithLabelValues(reason).Inc()
+	status := http.StatusServiceUnavailable
+	if reason == ReasonRateLimited {
+		status = http.StatusTooManyRequests
+	}
+	he := errf(status, reason, format, a...)
+	he.RetryAfter = s.opts.RetryAfter
+	return he
+}
+
+// retryAfterValue renders a delay as whole seconds, at least 1.
+func retryAfterValue(d time.Duration) string {
+	secs := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(secs, 1))
+}
+
+// budgetReader counts what it reads against the request's in-flight bytes.
+type budgetReader struct {
+	r   io.Reader
+	a   *admission
+	err error // set when the budget refused a read
+}
+
+var errBudget = errors.New("in-flight byte limit reached")
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	if n > 0 && !b.a.reserve(int64(n)) {
+		b.err = errBudget
+		return 0, b.err
+	}
+	return n, err
+}
