@@ -16,7 +16,7 @@ BENCHTIME ?= 20s
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*##"; printf "Targets:\n"} /^[a-zA-Z_-]+:.*##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build every binary into ./bin
@@ -60,6 +60,25 @@ bench: build ## Load-test the standalone gateway against a raw passthrough basel
 	cd services/enricher && go test -run '^$$' -bench 'BenchmarkEnricher$$|BenchmarkStateMillionKeys' -benchtime 100000x -cpu 1 .
 	cd services/sink-file && go test -run '^$$' -bench 'BenchmarkSink' -benchtime 2000000x -timeout 20m .
 	cd services/sink-hec && go test -run '^$$' -bench 'BenchmarkSink' -benchtime 1000000x -timeout 20m .
+
+.PHONY: drills drill-kill9 drill-overload drill-broker-down drill-slowloris drill-sigterm
+drills: build ## Run every gateway drill, one after the other (about 4 min; docs/benchmarks.md "Drills"); KAFKA_BROKERS: against that broker
+	$(BIN)/sluice-drill all
+
+drill-kill9: build ## SIGKILL the gateway 5 times under load: every acknowledged event is in Kafka
+	$(BIN)/sluice-drill kill9
+
+drill-overload: build ## Twice the gateway's measured capacity for 30 s: RSS, statuses, p99 of accepted requests
+	$(BIN)/sluice-drill overload
+
+drill-broker-down: build ## Stop the broker for 20 s under load: 503 + Retry-After, /readyz, recovery
+	$(BIN)/sluice-drill broker-down
+
+drill-slowloris: build ## 500 slow connections, 20 MB bodies, gzip bombs, 10,000-deep JSON
+	$(BIN)/sluice-drill slowloris
+
+drill-sigterm: build ## SIGTERM under load: truthful answers, drain, exit; a second signal exits at once
+	$(BIN)/sluice-drill sigterm
 
 .PHONY: geoip
 geoip: ## Install free IP geo databases (DB-IP city lite, RouteViews/DB-IP ASN; CC BY 4.0) into data/geoip (see docs/enricher.md)

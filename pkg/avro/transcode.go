@@ -61,6 +61,40 @@ const (
 type capture struct {
 	index  int                 // value index of a path ending here, -1 for none
 	fields map[string]*capture // by field name
+	// byRecord gives, for each record this node can be, the capture of
+	// each of its fields by position (nil where nothing is captured), so
+	// that the walk needs no lookup per field.
+	byRecord map[*tnode][]*capture
+}
+
+// bind fills byRecord for the records c can meet at n, through unions.
+func (c *capture) bind(n *tnode, seen map[[2]any]bool) {
+	if c == nil || seen[[2]any{c, n}] {
+		return
+	}
+	seen[[2]any{c, n}] = true
+	switch n.kind {
+	case tUnion:
+		for _, b := range n.branches {
+			c.bind(b, seen)
+		}
+	case tRecord:
+		subs := make([]*capture, len(n.fields))
+		found := false
+		for i, name := range n.names {
+			if sub := c.fields[name]; sub != nil {
+				subs[i] = sub
+				found = true
+				sub.bind(n.fields[i], seen)
+			}
+		}
+		if found {
+			if c.byRecord == nil {
+				c.byRecord = map[*tnode][]*capture{}
+			}
+			c.byRecord[n] = subs
+		}
+	}
 }
 
 // ErrTranscode is wrapped by every error of Transcoder.AppendJSON: the body
@@ -92,6 +126,7 @@ func (c *Codec) NewTranscoder(paths ...string) (*Transcoder, error) {
 		}
 		n.index = i
 	}
+	t.trie.bind(root, map[[2]any]bool{})
 	return t, nil
 }
 
@@ -221,12 +256,16 @@ func (t *Transcoder) walk(dst []byte, n *tnode, src []byte, c *capture, vals []a
 	switch n.kind {
 	case tRecord:
 		dst = append(dst, '{')
+		var subs []*capture
+		if c != nil {
+			subs = c.byRecord[n]
+		}
 		var err error
 		for i, f := range n.fields {
 			dst = append(dst, n.keys[i]...)
 			var sub *capture
-			if c != nil && c.fields != nil {
-				sub = c.fields[n.names[i]]
+			if subs != nil {
+				sub = subs[i]
 			}
 			if dst, src, err = t.walk(dst, f, src, sub, vals); err != nil {
 				return nil, nil, err

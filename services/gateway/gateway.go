@@ -50,9 +50,9 @@ type (
 
 // Config is the gateway's configuration.
 type Config struct {
-	Listen  string       `yaml:"listen" env:"LISTEN"`
-	Kafka   kafka.Config `yaml:"kafka" envPrefix:"KAFKA_"`
-	Limits  Limits       `yaml:"limits" envPrefix:"LIMITS_"`
+	Listen string       `yaml:"listen" env:"LISTEN"`
+	Kafka  kafka.Config `yaml:"kafka" envPrefix:"KAFKA_"`
+	Limits Limits       `yaml:"limits" envPrefix:"LIMITS_"`
 	// Backpressure bounds what the gateway holds at once, and watches Kafka.
 	Backpressure Backpressure `yaml:"backpressure" envPrefix:"BACKPRESSURE_"`
 	Sources      []Source     `yaml:"sources"`
@@ -123,6 +123,10 @@ type Backpressure struct {
 	// encoded, produced, waiting for acks) at once; 0 means
 	// 4 x GOMAXPROCS (InflightRequests).
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
+	// QueueTimeout is how long a request whose body is in may wait for a
+	// processing slot (behind at most as many others as there are slots)
+	// before it is refused; 0: refused at once.
+	QueueTimeout time.Duration `yaml:"queue_timeout" env:"QUEUE_TIMEOUT"`
 	// MaxInflightBytes bounds the request body bytes held, as sent and as
 	// inflated.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes" env:"MAX_INFLIGHT_BYTES"`
@@ -205,6 +209,7 @@ func Defaults() Config {
 		},
 		Backpressure: Backpressure{
 			MaxInflightRequests: 0,
+			QueueTimeout:        50 * time.Millisecond,
 			MaxInflightBytes:    32 << 20,
 			ProbeInterval:       time.Second,
 			ProbeTimeout:        2 * time.Second,
@@ -272,6 +277,9 @@ func (c Config) Validate() error {
 	if b.MaxInflightBytes < l.MaxBodyBytes+l.MaxDecompressedBytes {
 		p.Addf("backpressure.max_inflight_bytes: %d is below limits.max_body_bytes + limits.max_decompressed_bytes (%d), so the largest request allowed could never be taken",
 			b.MaxInflightBytes, l.MaxBodyBytes+l.MaxDecompressedBytes)
+	}
+	if b.QueueTimeout < 0 || b.QueueTimeout >= c.ProduceTimeout {
+		p.Addf("backpressure.queue_timeout: must be between 0 and produce_timeout")
 	}
 	if b.ProbeInterval < 100*time.Millisecond {
 		p.Addf("backpressure.probe_interval: %s is below 100ms", b.ProbeInterval)
@@ -388,7 +396,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
 		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,
-		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
+		MaxInflightRequests: cfg.Backpressure.InflightRequests(), QueueTimeout: cfg.Backpressure.QueueTimeout, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
 		MaxRecordBytes: int(cfg.Kafka.MaxMessageBytes), ProbeInterval: cfg.Backpressure.ProbeInterval,
 		ProbeTimeout: cfg.Backpressure.ProbeTimeout, CircuitFailures: cfg.Backpressure.CircuitFailures,
 	}, ingest.Deps{Log: deps.Log, Metrics: deps.Metrics, Serde: deps.Serde, Producer: producer, DLQ: dlq})

@@ -112,7 +112,7 @@ func Defaults() Config {
 		MaxPendingEvents: 100_000,
 		MaxPendingBytes:  64 << 20,
 		RequestTimeout:   30 * time.Second,
-		AckPollInterval:  2 * time.Second,
+		AckPollInterval:  time.Second,
 		AckTimeout:       300 * time.Second,
 		RetryInitial:     200 * time.Millisecond,
 		RetryMax:         30 * time.Second,

@@ -198,17 +198,17 @@ type halt struct {
 // engine delivers batches: one sender and one ack poller per channel, a
 // committer, and the tracker that says what may be committed.
 type engine struct {
-	cfg     Config
-	log     *zap.Logger
-	m       *metrics
-	hooks   hooks
-	dlq     *pipeline.DLQ
-	tr      *tracker
-	q       *queue
-	bat     *batcher
-	eps     []*endpoint
-	chans   []*channel
-	topics  []string
+	cfg    Config
+	log    *zap.Logger
+	m      *metrics
+	hooks  hooks
+	dlq    *pipeline.DLQ
+	tr     *tracker
+	q      *queue
+	bat    *batcher
+	eps    []*endpoint
+	chans  []*channel
+	topics []string
 
 	consumer *kafka.Consumer // set by Service.Start
 
@@ -217,7 +217,7 @@ type engine struct {
 	haltMu      sync.Mutex
 	nextProbe   atomic.Int64 // unix nanoseconds
 	probing     atomic.Bool
-	fetchPaused bool                // under tr.mu
+	fetchPaused bool                      // under tr.mu
 	stopBy      atomic.Pointer[time.Time] // Stop's deadline, for draining revoked partitions
 
 	bufs sync.Pool
@@ -370,16 +370,17 @@ func (e *engine) sendLoop(ctx context.Context, ch *channel) {
 			// one waits, else with the start-up check.
 			b := e.q.tryPop()
 			if b == nil {
-				if err := e.checkEndpoint(ctx, ch); err != nil {
+				switch ok, err := e.checkEndpoint(ctx, ch); {
+				case err != nil:
 					e.halt(err)
-				} else if ctx.Err() == nil {
+				case ok:
 					e.unhalt()
 				}
-				e.probing.Store(false)
-				continue
-			}
-			if e.live(b) {
+			} else if e.live(b) {
 				e.send(ctx, ch, b)
+			}
+			if e.halted.Load() != nil {
+				e.nextProbe.Store(time.Now().Add(e.cfg.HaltRetry).UnixNano())
 			}
 			e.probing.Store(false)
 			continue
@@ -494,8 +495,8 @@ func (e *engine) send(ctx context.Context, ch *channel, b *batch) {
 	case outOK:
 		ch.ep.ok()
 		if !e.cfg.Ack {
-			e.delivered(b.events)
 			e.hook(e.hooks.afterDeliver)
+			e.delivered(b.events)
 			return
 		}
 		if err := ch.addAck(r.ackID, b); err != nil {
@@ -678,8 +679,8 @@ func (e *engine) pollAcks(ctx context.Context, ch *channel, ids []int64) {
 			}
 			if b := ch.takeAck(id); b != nil {
 				e.m.ackSeconds.Observe(time.Since(b.sentAt).Seconds())
+				e.hook(e.hooks.afterDeliver) // acknowledged, not yet counted or committed
 				e.delivered(b.events)
-				e.hook(e.hooks.afterDeliver)
 			}
 		}
 	}
@@ -768,7 +769,7 @@ func (e *engine) drain(m map[string][]int32) {
 // than at the first event (#24411 of the OTel exporter).
 func (e *engine) checkEndpoints(ctx context.Context) {
 	for _, ch := range uniqueByEndpoint(e.chans) {
-		if err := e.checkEndpoint(ctx, ch); err != nil {
+		if _, err := e.checkEndpoint(ctx, ch); err != nil {
 			e.halt(err)
 			return
 		}
@@ -778,35 +779,39 @@ func (e *engine) checkEndpoints(ctx context.Context) {
 // checkEndpoint makes a data request without data: HEC's health endpoint
 // ignores the token, but a valid token gets 400 code 5 ("No data") here.
 // With ack on, an empty ack query tells whether the token has it. It
-// returns only configuration errors; an unreachable or busy URL backs off.
-func (e *engine) checkEndpoint(ctx context.Context, ch *channel) error {
+// reports whether the configuration was verified, and a configuration
+// error; an unreachable or busy URL backs off and verifies nothing.
+func (e *engine) checkEndpoint(ctx context.Context, ch *channel) (bool, error) {
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	status, hdr, resp, err := ch.post(rctx, ch.ep.eventURL, nil, false)
 	cancel()
 	if ctx.Err() != nil {
-		return nil
+		return false, nil
 	}
 	r := classify(ch.ep.base, status, hdr, resp, err, false)
 	switch r.outcome {
 	case outFatal:
-		return fmt.Errorf("checking the token: %w", r.err)
+		return false, fmt.Errorf("checking the token: %w", r.err)
 	case outRetry:
 		d := ch.ep.fail(r.retryAfter)
 		e.log.Warn("HEC URL unreachable or busy", zap.String("url", ch.ep.base), zap.Duration("backoff", d), zap.Error(r.err))
-		return nil
+		return false, nil
 	}
 	if !e.cfg.Ack {
-		return nil
+		return true, nil
 	}
 	rctx, cancel = context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	status, hdr, resp, err = ch.post(rctx, ch.ep.ackURL, []byte(`{"acks":[]}`), false)
 	cancel()
-	if err == nil && status != 200 {
+	if err != nil || status >= 500 || status == http429 {
+		return false, nil
+	}
+	if status != 200 {
 		if r := classify(ch.ep.base, status, hdr, resp, nil, false); r.outcome == outFatal {
-			return fmt.Errorf("checking indexer acknowledgement: %w", r.err)
+			return false, fmt.Errorf("checking indexer acknowledgement: %w", r.err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func uniqueByEndpoint(chans []*channel) []*channel {

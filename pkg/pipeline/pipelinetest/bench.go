@@ -156,7 +156,6 @@ func produceBench(ctx context.Context, b *testing.B, cl *kgo.Client, serde *avro
 	}
 }
 
-
 // stableWith waits until the group is stable with exactly the client ids.
 func (s *scenario) stableWith(ids ...string) error {
 	want := map[string]bool{}

@@ -166,7 +166,7 @@ type scenario struct {
 	// and the produced ends before it: an AtLeastOnce sink may duplicate
 	// what lies between.
 	kills []killWindow
-	rng           *rand.Rand
+	rng   *rand.Rand
 }
 
 func (e *suiteEnv) scenario(t *testing.T, name string) *scenario {

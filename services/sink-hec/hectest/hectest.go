@@ -388,7 +388,9 @@ func parse(data []byte, cfg Config) ([]Event, *reply) {
 	dec.UseNumber()
 	var out []Event
 	n := 0
-	bad := func(code int, text string, i int) *reply { return &reply{Text: text, Code: code, InvalidEventNumber: &i} }
+	bad := func(code int, text string, i int) *reply {
+		return &reply{Text: text, Code: code, InvalidEventNumber: &i}
+	}
 	for ; ; n++ {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {

@@ -22,10 +22,12 @@ import (
 //     without a Content-Length (chunked) is refused as soon as it reaches
 //     the bound.
 //   - In-flight requests (Options.MaxInflightRequests): requests being
-//     processed (decoded, encoded, produced, waiting for acks). A request
-//     arriving while every slot is taken is refused before its body is read;
-//     the slot itself is taken only once the body is in, so that clients
-//     that send their bodies slowly hold no slot.
+//     processed (decoded, encoded, produced, waiting for acks). The slot is
+//     taken only once the body is in, so that clients that send their bodies
+//     slowly hold none. A request that finds every slot taken waits for one,
+//     at most Options.QueueTimeout and behind at most as many others as
+//     there are slots; past either it is refused. A request arriving while
+//     the slots and the queue are full is refused before its body is read.
 //   - Kafka unavailable (health.go): while the circuit is open, requests are
 //     refused before their body is read.
 //   - Shutting down: requests that arrive after SIGTERM on a connection that
@@ -62,11 +64,14 @@ func Retryable(code string) bool {
 
 // guard holds the gateway-wide in-flight counts.
 type guard struct {
-	maxRequests int64
-	maxBytes    int64
-	processing  atomic.Int64 // requests holding a processing slot
-	bytes       atomic.Int64 // body bytes held
-	admitted    atomic.Int64 // guarded requests between admission and answer
+	maxRequests  int64
+	maxBytes     int64
+	slots        chan struct{} // one per processing slot; nil: unbounded
+	queueTimeout time.Duration
+	waiting      atomic.Int64 // requests waiting for a slot
+	processing   atomic.Int64 // requests holding a processing slot
+	bytes        atomic.Int64 // body bytes held
+	admitted     atomic.Int64 // guarded requests between admission and answer
 	// producedUnanswered counts requests some of whose events are stored
 	// and whose answer is not written yet.
 	producedUnanswered atomic.Int64
@@ -106,15 +111,50 @@ func (a *admission) reserve(n int64) bool {
 	return true
 }
 
-// takeSlot takes a processing slot, once per request.
+func newGuard(maxRequests int, maxBytes int64, queueTimeout time.Duration) *guard {
+	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout}
+	if maxRequests > 0 {
+		g.slots = make(chan struct{}, maxRequests)
+	}
+	return g
+}
+
+// full reports whether every slot is taken and the queue is full: a new
+// request would be refused.
+func (g *guard) full() bool {
+	return g.slots != nil && g.processing.Load() >= g.maxRequests && g.waiting.Load() >= g.maxRequests
+}
+
+// takeSlot takes a processing slot, once per request, waiting for one at
+// most the queue timeout and behind at most maxRequests others.
 func (a *admission) takeSlot() bool {
 	if a == nil || a.slot {
 		return true
 	}
-	if n := a.g.processing.Add(1); a.g.maxRequests > 0 && n > a.g.maxRequests {
-		a.g.processing.Add(-1)
-		return false
+	g := a.g
+	if g.slots != nil {
+		select {
+		case g.slots <- struct{}{}:
+		default:
+			if g.queueTimeout <= 0 {
+				return false
+			}
+			if g.waiting.Add(1) > g.maxRequests {
+				g.waiting.Add(-1)
+				return false
+			}
+			t := time.NewTimer(g.queueTimeout)
+			select {
+			case g.slots <- struct{}{}:
+				t.Stop()
+				g.waiting.Add(-1)
+			case <-t.C:
+				g.waiting.Add(-1)
+				return false
+			}
+		}
 	}
+	g.processing.Add(1)
 	a.slot = true
 	return true
 }
@@ -126,6 +166,9 @@ func (a *admission) release() {
 	}
 	if a.slot {
 		a.g.processing.Add(-1)
+		if a.g.slots != nil {
+			<-a.g.slots
+		}
 		a.slot = false
 	}
 	if a.produced {
@@ -167,9 +210,9 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 			return s.refuse(ReasonKafkaUnavailable, "", "events cannot be stored right now: %v; retry after the delay", err)
 		}
 		g := s.guard
-		if g.maxRequests > 0 && g.processing.Load() >= g.maxRequests {
+		if g.full() {
 			closeUnread(c)
-			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight; retry after the delay", g.maxRequests)
+			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight and as many waiting; retry after the delay", g.maxRequests)
 		}
 		if cl := r.ContentLength; cl > 0 && cl <= s.opts.Limits.MaxBodyBytes && g.maxBytes > 0 && g.bytes.Load()+cl > g.maxBytes {
 			closeUnread(c)

@@ -49,6 +49,9 @@ type Options struct {
 	// Backpressure (guard.go); 0: unbounded.
 	MaxInflightRequests int
 	MaxInflightBytes    int64
+	// QueueTimeout is how long a request whose body is in may wait for a
+	// processing slot before it is refused; 0: not at all.
+	QueueTimeout time.Duration
 	// MaxRecordBytes is the largest record Kafka takes
 	// (kafka.max_message_bytes); 0 means 1 MiB.
 	MaxRecordBytes int
@@ -127,7 +130,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		log:    deps.Log,
 		keys:   NewKeys(opts.Sources),
 		m:      m,
-		guard:  &guard{maxRequests: int64(opts.MaxInflightRequests), maxBytes: opts.MaxInflightBytes},
+		guard:  newGuard(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.QueueTimeout),
 		health: health,
 		pipe: &Pipeline{
 			adapters: adapters, codecs: codecs, producer: deps.Producer, dlq: deps.DLQ,

@@ -39,6 +39,7 @@ type options struct {
 	maxRequests int64
 	binary      string
 	keep        bool
+	retries     int
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.Int64Var(&o.maxRequests, "max-requests", 2_000_000, "upper bound on requests per phase")
 	flag.StringVar(&o.binary, "standalone", "", "path to sluice-standalone (default: next to this binary)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data directory")
+	flag.IntVar(&o.retries, "retries", 5, "retries of a batch (same Idempotency-Key) on no reply, 429 and 5xx, after Retry-After (at most 5 s)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
@@ -127,7 +129,7 @@ func run(o options) error {
 	ptRSS := peakRSS(cmd.Process.Pid)
 
 	fmt.Println()
-	fmt.Printf("%-28s %12s %10s %10s %10s %10s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "errors", "peak RSS MB")
+	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "retries", "errors", "peak RSS MB")
 	gwRes.print("gateway (validate+Avro)", gwRSS)
 	ptRes.print("passthrough baseline", ptRSS)
 	ratio := 0.0
@@ -146,7 +148,8 @@ type result struct {
 	elapsed  time.Duration
 	events   int64
 	requests int64
-	errors   int64
+	errors   int64 // batches not stored after their retries
+	retries  int64
 	lat      []time.Duration
 	firstErr string
 }
@@ -161,7 +164,7 @@ func (r *result) pct(p float64) float64 {
 }
 
 func (r *result) print(name string, rss int64) {
-	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %14d\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.errors, rss>>20)
+	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %10d %14d\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.retries, r.errors, rss>>20)
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
@@ -189,9 +192,10 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			defer wg.Done()
 			var body bytes.Buffer
 			var lat []time.Duration
-			var events, errs, sent int64
+			var events, errs, sent, retries int64
 			var firstErr string
 			next := w * 7
+			seq := 0
 			for ctx.Err() == nil && reqs.Add(1) <= budget {
 				body.Reset()
 				for i := 0; i < o.batch; i++ {
@@ -199,26 +203,49 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 					body.WriteByte('\n')
 					next++
 				}
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body.Bytes()))
-				req.Header.Set("Authorization", "Bearer dev")
-				req.Header.Set("Content-Type", "application/x-ndjson")
-				t0 := time.Now()
-				sent++
-				resp, err := client.Do(req)
-				if err != nil {
-					errs++
-					if firstErr == "" {
-						firstErr = err.Error()
+				// Each batch has its own Idempotency-Key and is retried with the
+				// same key and bytes (docs/retries.md), so a retried batch's
+				// events carry the same ids.
+				key := fmt.Sprintf("bench-%d-w%d-%d", runID, w, seq)
+				seq++
+				stored := false
+				var lastErr string
+				for attempt := 0; attempt <= o.retries; attempt++ {
+					if attempt > 0 {
+						retries++
 					}
-					continue
+					req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body.Bytes()))
+					req.Header.Set("Authorization", "Bearer dev")
+					req.Header.Set("Content-Type", "application/x-ndjson")
+					req.Header.Set("Idempotency-Key", key)
+					t0 := time.Now()
+					sent++
+					resp, err := client.Do(req)
+					var retryAfter string
+					if err != nil {
+						lastErr = err.Error()
+					} else {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						lat = append(lat, time.Since(t0))
+						if resp.StatusCode == http.StatusOK {
+							stored = true
+							break
+						}
+						lastErr = fmt.Sprintf("%d %s", resp.StatusCode, truncate(string(b), 300))
+						retryAfter = resp.Header.Get("Retry-After")
+						if !retryable(resp.StatusCode, b) {
+							break
+						}
+					}
+					if !sleepCtx(ctx, retryDelay(retryAfter, attempt)) {
+						break
+					}
 				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				lat = append(lat, time.Since(t0))
-				if resp.StatusCode != http.StatusOK {
+				if !stored {
 					errs++
 					if firstErr == "" {
-						firstErr = fmt.Sprintf("%d %s", resp.StatusCode, truncate(string(b), 300))
+						firstErr = lastErr
 					}
 					continue
 				}
@@ -229,6 +256,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			res.events += events
 			res.errors += errs
 			res.requests += sent
+			res.retries += retries
 			if res.firstErr == "" {
 				res.firstErr = firstErr
 			}
@@ -297,4 +325,42 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// runID makes this run's Idempotency-Keys unique.
+var runID = time.Now().UnixNano()
+
+// retryable reports whether a reply means "send the same batch again":
+// 429, 5xx, or a 207 that lists events not stored for a retryable reason.
+func retryable(status int, body []byte) bool {
+	switch {
+	case status == http.StatusTooManyRequests || status >= 500:
+		return true
+	case status == http.StatusMultiStatus:
+		for _, code := range []string{`"produce_failed"`, `"overloaded"`, `"kafka_unavailable"`, `"rate_limited"`} {
+			if bytes.Contains(body, []byte(code)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retryDelay is Retry-After (whole seconds, at most 5 s) when the gateway
+// sent one, else a backoff doubling from 100 ms.
+func retryDelay(retryAfter string, attempt int) time.Duration {
+	if s, err := strconv.Atoi(retryAfter); err == nil && s > 0 {
+		return min(time.Duration(s)*time.Second, 5*time.Second)
+	}
+	return min(100*time.Millisecond<<attempt, 5*time.Second)
+}
+
+// sleepCtx sleeps d, or less when ctx ends first (then it returns false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -151,7 +151,7 @@ func drillOverload(o options) (*result, error) {
 	res.fact("accepted latency p50 / p99 / max", "%.1f / %.1f / %.1f ms", pct(accLat, 0.5), pct(accLat, 0.99), pct(accLat, 1))
 	res.fact("refused latency p50 / p99", "%.1f / %.1f ms", pct(refLat, 0.5), pct(refLat, 0.99))
 	res.fact("gateway RSS peak (sampled) / VmHWM", "%s / %s", mb(peak), mb(hwm))
-	res.check("RSS < 300 MB", hwm > 0 && hwm < 300<<20, "VmHWM %s", mb(hwm))
+	res.memCheck(o, "RSS < 300 MB", hwm > 0 && hwm < 300<<20, "VmHWM %s", mb(hwm))
 	res.check("only 2xx, or 503/429 with Retry-After", bad == 0, "%d others (first: %s)", bad, firstBad)
 	res.check("no timeouts or dropped connections", timeouts == 0, "%d (first: %s)", timeouts, firstBad)
 	res.check("p99 of accepted requests < 100 ms", len(accepted) > 0 && pct(accLat, 0.99) < 100, "%.1f ms over %d requests", pct(accLat, 0.99), len(accepted))

@@ -226,4 +226,3 @@ func slowRequest(addr string) (stop func(), err error) {
 		})
 	}, nil
 }
-
