@@ -33,6 +33,9 @@ var Version = "dev"
 // Source is a configured client and its key.
 type Source = ingest.Source
 
+// RateLimit is a source key's rate limit (sources[].rate_limit).
+type RateLimit = ingest.RateLimit
+
 // DevKey is the development key the standalone mode enables on loopback.
 const DevKey = "dev"
 
@@ -209,7 +212,7 @@ func Defaults() Config {
 		},
 		Backpressure: Backpressure{
 			MaxInflightRequests: 0,
-			QueueTimeout:        50 * time.Millisecond,
+			QueueTimeout:        20 * time.Millisecond,
 			MaxInflightBytes:    32 << 20,
 			ProbeInterval:       time.Second,
 			ProbeTimeout:        2 * time.Second,

@@ -1,6 +1,7 @@
 package sinkhec
 
 import (
+	"os"
 	"testing"
 
 	"github.com/sluicehq/sluice/pkg/pipeline/pipelinetest"
@@ -23,6 +24,7 @@ func benchSink(b *testing.B, ack bool) {
 	if ack {
 		a = "1"
 	}
-	pipelinetest.BenchSink(b, []string{"SINKTEST_HEC_URL=" + srv.URL, "SINKTEST_BENCH=1", "SINKTEST_ACK=" + a},
+	pipelinetest.BenchSink(b, []string{"SINKTEST_HEC_URL=" + srv.URL, "SINKTEST_BENCH=1", "SINKTEST_ACK=" + a,
+		"SINKTEST_CHANNELS=" + os.Getenv("SINKTEST_CHANNELS")},
 		func() int64 { return srv.Count() })
 }

@@ -3,6 +3,7 @@ package sinkhec
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ func buildChild(ctx context.Context, c pipelinetest.ChildConfig, log *zap.Logger
 		// acknowledges at once.
 		cfg.Ack = c.Getenv("SINKTEST_ACK") == "1"
 		cfg.AckPollInterval = 200 * time.Millisecond
+		if v, err := strconv.Atoi(c.Getenv("SINKTEST_CHANNELS")); err == nil {
+			cfg.ChannelsPerURL = v
+		}
 		return New(cfg, Deps{Log: log, Serde: serde})
 	}
 	cfg.Ack = true

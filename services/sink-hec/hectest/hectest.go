@@ -481,30 +481,40 @@ func parse(data []byte, cfg Config) ([]Event, *reply) {
 // countEvents counts the stacked top-level objects of data with a light
 // scanner (strings and nesting only), requiring an "event" member in each.
 func countEvents(data []byte) (int, error) {
-	n, depth, inString, escaped, sawEvent := 0, 0, false, false, false
-	keyStart := -1
-	for i, b := range data {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case b == '\\':
-				escaped = true
-			case b == '"':
-				inString = false
-				if depth == 1 && keyStart >= 0 && string(data[keyStart:i]) == "event" {
-					sawEvent = true
-				}
-				keyStart = -1
+	n, depth, sawEvent := 0, 0, false
+	for i := 0; i < len(data); {
+		j := bytes.IndexAny(data[i:], "\"{}[]")
+		if j < 0 {
+			if depth != 0 || len(bytes.TrimSpace(data[i:])) != 0 {
+				return 0, errors.New("truncated")
 			}
-			continue
+			break
 		}
-		switch b {
+		if depth == 0 && len(bytes.TrimSpace(data[i:i+j])) != 0 {
+			return 0, errors.New("not an object")
+		}
+		i += j
+		switch data[i] {
 		case '"':
-			inString = true
-			if depth == 1 {
-				keyStart = i + 1
+			start := i + 1
+			k := start
+			for {
+				q := bytes.IndexAny(data[k:], "\"\\")
+				if q < 0 {
+					return 0, errors.New("truncated")
+				}
+				k += q
+				if data[k] == '\\' {
+					k += 2
+					continue
+				}
+				break
 			}
+			if depth == 1 && string(data[start:k]) == "event" {
+				sawEvent = true
+			}
+			i = k + 1
+			continue
 		case '{', '[':
 			depth++
 		case '}', ']':
@@ -519,14 +529,10 @@ func countEvents(data []byte) (int, error) {
 				n++
 				sawEvent = false
 			}
-		case ' ', '\n', '\r', '\t':
-		default:
-			if depth == 0 {
-				return 0, errors.New("not an object")
-			}
 		}
+		i++
 	}
-	if depth != 0 || inString {
+	if depth != 0 {
 		return 0, errors.New("truncated")
 	}
 	return n, nil

@@ -122,7 +122,10 @@ func newGuard(maxRequests int, maxBytes int64, queueTimeout time.Duration) *guar
 // full reports whether every slot is taken and the queue is full: a new
 // request would be refused.
 func (g *guard) full() bool {
-	return g.slots != nil && g.processing.Load() >= g.maxRequests && g.waiting.Load() >= g.maxRequests
+	if g.slots == nil || g.processing.Load() < g.maxRequests {
+		return false
+	}
+	return g.queueTimeout <= 0 || g.waiting.Load() >= g.maxRequests
 }
 
 // takeSlot takes a processing slot, once per request, waiting for one at

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -253,6 +254,69 @@ func TestOverloadRefusedBeforeTheBodyIsRead(t *testing.T) {
 	// The slot is free again.
 	if r := g.post("/v1/events/edx", strings.NewReader(edxLines(2, "c")), ndjson()); r.status != http.StatusOK {
 		t.Fatalf("after release: %d %s", r.status, r.raw)
+	}
+}
+
+func TestRequestsWaitBrieflyForASlot(t *testing.T) {
+	g := newTestGW(t, func(s *gwSetup) {
+		s.opts.MaxInflightRequests = 1
+		s.opts.QueueTimeout = 3 * time.Second
+	})
+	release := g.holdProduce()
+	defer release()
+	replies := make(chan gwResp, 2)
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.processing.Load() == 1 })
+	// The second waits in the queue for the slot.
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.waiting.Load() == 1 })
+	// The queue (as long as the slots) is full: the third is refused
+	// before its body is read.
+	body := &stalledBody{done: make(chan struct{})}
+	defer close(body.done)
+	r := g.post("/v1/events/edx", body, map[string]string{"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || body.read.Load() != 0 {
+		t.Fatalf("third request: %d %s (%d bytes read)", r.status, r.raw, body.read.Load())
+	}
+	release()
+	for range 2 {
+		if r := <-replies; r.status != http.StatusOK {
+			t.Fatalf("queued request: %d %s", r.status, r.raw)
+		}
+	}
+}
+
+func TestQueueTimeout(t *testing.T) {
+	g := newTestGW(t, func(s *gwSetup) {
+		s.opts.MaxInflightRequests = 1
+		s.opts.QueueTimeout = 100 * time.Millisecond
+	})
+	release := g.holdProduce()
+	defer release()
+	first := make(chan gwResp, 1)
+	go func() { first <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.processing.Load() == 1 })
+	r := g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson())
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter == "" {
+		t.Fatalf("after the queue timeout: %d %s", r.status, r.raw)
+	}
+	if codes := r.errorCodes(); len(codes) != 2 || codes[0] != ReasonOverloaded {
+		t.Fatalf("event codes %v", codes)
+	}
+	release()
+	if f := <-first; f.status != http.StatusOK {
+		t.Fatalf("first: %d", f.status)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -523,7 +587,13 @@ func TestRecordTooLargeIsRejectedAndDeadLettered(t *testing.T) {
 
 func TestShuttingDownRefusesNewRequests(t *testing.T) {
 	g := newTestGW(t, nil)
+	g.srv.SetRefusalWriter("/v1/events/hec", func(c echo.Context, he *HTTPError) error {
+		return c.JSON(he.Status, map[string]any{"text": "Server is busy", "code": 9})
+	})
 	g.srv.draining.Store(true)
+	if r := g.post("/v1/events/hec", strings.NewReader(`{"event":"x"}`), nil); r.status != http.StatusServiceUnavailable || r.body["code"] != 9.0 || r.retryAfter == "" {
+		t.Fatalf("endpoint's own refusal shape: %d %s", r.status, r.raw)
+	}
 	defer g.srv.draining.Store(false)
 	r := g.post("/v1/events/edx", strings.NewReader(edxLines(1, "late")), ndjson())
 	if r.status != http.StatusServiceUnavailable || r.code() != ReasonShuttingDown || r.retryAfter == "" {

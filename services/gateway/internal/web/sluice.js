@@ -180,13 +180,32 @@
       fetching = true;
       win.fetch(url, {method: 'POST', headers: h, body: b.body, keepalive: b.size < BEACON_BUDGET / 2,
         credentials: 'omit', mode: 'cors'}).then(function (r) {
-        if (r.status >= 200 && r.status < 300 && r.json) {
-          r.json().then(function (j) { stats.rejected += j && j.rejected || 0; }, function () {});
+        if (r.status == 207 && r.json) {
+          // Some events were not stored: rejected for good (counted), or
+          // not stored for now (produce_failed, overloaded...), when the
+          // whole batch goes again under its Idempotency-Key, so that the
+          // events already stored come back as recognisable duplicates.
+          r.json().then(function (j) {
+            if (notStored(j)) return done(b, 503);
+            stats.rejected += j && j.rejected || 0;
+            done(b, 207);
+          }, function () { done(b, 207); });
+          return;
         }
         done(b, r.status, r.headers && r.headers.get('Retry-After'));
       }, function () {
         done(b, 0);
       });
+    }
+
+    // notStored reports whether a 207 lists events the gateway could not
+    // store for now (retryable codes, docs/retries.md).
+    function notStored(j) {
+      var errs = j && j.errors || [];
+      for (var i = 0; i < errs.length; i++) {
+        if (/^(produce_failed|overloaded|kafka_unavailable|rate_limited|shutting_down)$/.test(errs[i].code)) return true;
+      }
+      return false;
     }
 
     // done settles a request: success, retry (network error, 429, 5xx) or

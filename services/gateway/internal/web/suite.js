@@ -207,6 +207,32 @@ function run(Sluice, label) {
     a.stop();
   });
 
+  test(`${label}: a 207 with events not stored for now resends the batch under its key`, async () => {
+    const env = fakeWindow();
+    const a = start(env, { retryBase: 1000, capture: { resize: false } });
+    env.replies.push(
+      { status: 207, body: { accepted: 1, rejected: 1, errors: [{ index: 1, code: 'produce_failed', message: 'not stored, retry' }] } },
+      { status: 207, body: { accepted: 1, rejected: 1, errors: [{ index: 1, code: 'invalid_field', message: 'bad' }] } });
+    a.track('t', { i: 0 });
+    a.track('t', { i: 1 });
+    env.advance(1000);
+    await settle();
+    await settle();
+    assert.equal(env.requests.length, 1);
+    env.advance(1000);
+    await settle();
+    await settle();
+    assert.equal(env.requests.length, 2, 'resent after the backoff');
+    assert.equal(new Set(env.requests.map((r) => r.init.headers['Idempotency-Key'])).size, 1);
+    assert.equal(new Set(env.requests.map((r) => r.init.body)).size, 1);
+    // A rejection for good is not retried: counted, and the batch is done.
+    env.advance(120000);
+    await settle();
+    assert.equal(env.requests.length, 2);
+    assert.deepEqual(a.stats(), { queued: 0, sent: 2, rejected: 1, dropped: 0, failed: 0, retries: 1 });
+    a.stop();
+  });
+
   test(`${label}: no retry on other 4xx; gives up after maxRetries`, async () => {
     const env = fakeWindow();
     const a = start(env, { maxRetries: 2, capture: { resize: false } });

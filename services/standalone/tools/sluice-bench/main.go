@@ -150,8 +150,10 @@ type result struct {
 	requests int64
 	errors   int64 // batches not stored after their retries
 	retries  int64
-	lat      []time.Duration
-	firstErr string
+	// unfinished batches were waiting to be retried when the phase ended.
+	unfinished int64
+	lat        []time.Duration
+	firstErr   string
 }
 
 func (r *result) eventsPerSec() float64 { return float64(r.events) / r.elapsed.Seconds() }
@@ -192,7 +194,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			defer wg.Done()
 			var body bytes.Buffer
 			var lat []time.Duration
-			var events, errs, sent, retries int64
+			var events, errs, sent, retries, unfinished int64
 			var firstErr string
 			next := w * 7
 			seq := 0
@@ -208,7 +210,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 				// events carry the same ids.
 				key := fmt.Sprintf("bench-%d-w%d-%d", runID, w, seq)
 				seq++
-				stored := false
+				stored, cut := false, false
 				var lastErr string
 				for attempt := 0; attempt <= o.retries; attempt++ {
 					if attempt > 0 {
@@ -227,8 +229,8 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 					} else {
 						b, _ := io.ReadAll(resp.Body)
 						resp.Body.Close()
-						lat = append(lat, time.Since(t0))
 						if resp.StatusCode == http.StatusOK {
+							lat = append(lat, time.Since(t0))
 							stored = true
 							break
 						}
@@ -239,8 +241,13 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 						}
 					}
 					if !sleepCtx(ctx, retryDelay(retryAfter, attempt)) {
+						cut = true // the phase ended while the batch waited to be retried
 						break
 					}
+				}
+				if cut {
+					unfinished++
+					continue
 				}
 				if !stored {
 					errs++
@@ -257,6 +264,7 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			res.errors += errs
 			res.requests += sent
 			res.retries += retries
+			res.unfinished += unfinished
 			if res.firstErr == "" {
 				res.firstErr = firstErr
 			}
