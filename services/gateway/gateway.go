@@ -127,8 +127,8 @@ type Backpressure struct {
 	// 4 x GOMAXPROCS (InflightRequests).
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
 	// QueueTimeout is how long a request whose body is in may wait for a
-	// processing slot (behind at most as many others as there are slots)
-	// before it is refused; 0: refused at once.
+	// processing slot (behind at most a quarter as many others as there are
+	// slots) before it is refused; 0: refused at once.
 	QueueTimeout time.Duration `yaml:"queue_timeout" env:"QUEUE_TIMEOUT"`
 	// MaxInflightBytes bounds the request body bytes held, as sent and as
 	// inflated.

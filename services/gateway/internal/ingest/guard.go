@@ -25,9 +25,11 @@ import (
 //     processed (decoded, encoded, produced, waiting for acks). The slot is
 //     taken only once the body is in, so that clients that send their bodies
 //     slowly hold none. A request that finds every slot taken waits for one,
-//     at most Options.QueueTimeout and behind at most as many others as
-//     there are slots; past either it is refused. A request arriving while
-//     the slots and the queue are full is refused before its body is read.
+//     at most Options.QueueTimeout and behind at most a quarter as many
+//     others as there are slots (a short queue absorbs bursts; under
+//     sustained overload every place in it adds a request's worth of
+//     latency); past either it is refused. A request arriving while the
+//     slots and the queue are full is refused before its body is read.
 //   - Kafka unavailable (health.go): while the circuit is open, requests are
 //     refused before their body is read.
 //   - Shutting down: requests that arrive after SIGTERM on a connection that
@@ -67,6 +69,7 @@ type guard struct {
 	maxRequests  int64
 	maxBytes     int64
 	slots        chan struct{} // one per processing slot; nil: unbounded
+	queueLen     int64         // most requests waiting for a slot
 	queueTimeout time.Duration
 	waiting      atomic.Int64 // requests waiting for a slot
 	processing   atomic.Int64 // requests holding a processing slot
@@ -112,7 +115,8 @@ func (a *admission) reserve(n int64) bool {
 }
 
 func newGuard(maxRequests int, maxBytes int64, queueTimeout time.Duration) *guard {
-	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout}
+	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout,
+		queueLen: int64(max(maxRequests/4, 1))}
 	if maxRequests > 0 {
 		g.slots = make(chan struct{}, maxRequests)
 	}
@@ -125,11 +129,11 @@ func (g *guard) full() bool {
 	if g.slots == nil || g.processing.Load() < g.maxRequests {
 		return false
 	}
-	return g.queueTimeout <= 0 || g.waiting.Load() >= g.maxRequests
+	return g.queueTimeout <= 0 || g.waiting.Load() >= g.queueLen
 }
 
 // takeSlot takes a processing slot, once per request, waiting for one at
-// most the queue timeout and behind at most maxRequests others.
+// most the queue timeout and behind at most queueLen others.
 func (a *admission) takeSlot() bool {
 	if a == nil || a.slot {
 		return true
@@ -142,7 +146,7 @@ func (a *admission) takeSlot() bool {
 			if g.queueTimeout <= 0 {
 				return false
 			}
-			if g.waiting.Add(1) > g.maxRequests {
+			if g.waiting.Add(1) > g.queueLen {
 				g.waiting.Add(-1)
 				return false
 			}
