@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +33,13 @@ import (
 // binary's main, gatewayMain; tests use it instead of bin/sluice-gateway).
 const roleEnv = "SLUICE_DRILL_ROLE"
 
-// Environment of the broker role.
+// Environment of the broker role: the address to listen on (port 0: any
+// free one), the data directory, and a file to write the address it
+// listens on to, once it does.
 const (
-	brokerAddrEnv = "SLUICE_DRILL_BROKER_ADDR"
-	brokerDirEnv  = "SLUICE_DRILL_BROKER_DIR"
+	brokerAddrEnv     = "SLUICE_DRILL_BROKER_ADDR"
+	brokerDirEnv      = "SLUICE_DRILL_BROKER_DIR"
+	brokerAddrFileEnv = "SLUICE_DRILL_BROKER_ADDR_FILE"
 )
 
 // childSpec says how to start a child process.
@@ -53,26 +59,46 @@ func (s childSpec) command(extraEnv ...string) *exec.Cmd {
 }
 
 // brokerMain is the broker role: a one-node kfake cluster on the address
-// and data directory in the environment, until SIGTERM or SIGINT.
+// and data directory in the environment, until SIGTERM or SIGINT. Once it
+// listens it writes its address to the address file, so that the drill
+// never mistakes another process's listener for it.
 func brokerMain() int {
-	addr, dir := os.Getenv(brokerAddrEnv), os.Getenv(brokerDirEnv)
+	addr, dir, addrFile := os.Getenv(brokerAddrEnv), os.Getenv(brokerDirEnv), os.Getenv(brokerAddrFileEnv)
 	_, portStr, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || dir == "" {
-		fmt.Fprintf(os.Stderr, "broker role: %s=%q %s=%q\n", brokerAddrEnv, addr, brokerDirEnv, dir)
+	if err != nil || perr != nil || dir == "" || addrFile == "" {
+		fmt.Fprintf(os.Stderr, "broker role: %s=%q %s=%q %s=%q\n", brokerAddrEnv, addr, brokerDirEnv, dir, brokerAddrFileEnv, addrFile)
 		return 2
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.DefaultNumPartitions(3))
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(dir), kfake.DefaultNumPartitions(3)}
+	if port != 0 {
+		opts = append(opts, kfake.Ports(port))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "broker role:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "kfake broker on %s, data in %s\n", addr, dir)
+	listen := c.ListenAddrs()[0]
+	if err := writeFileAtomic(addrFile, []byte(listen)); err != nil {
+		fmt.Fprintln(os.Stderr, "broker role:", err)
+		c.Close()
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "kfake broker on %s, data in %s\n", listen, dir)
 	<-sigs
 	c.Close()
 	return 0
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // broker is the drill's Kafka: stop makes it unreachable, start brings it
@@ -98,22 +124,21 @@ func newBroker(o options, dir string) (broker, error) {
 		nodes, _ := strconv.Atoi(os.Getenv("SLUICE_KAFKA_NODES"))
 		return &realBroker{addrs: strings.Split(b, ","), ctl: os.Getenv("SLUICE_KAFKA_CTL"), nodes: max(nodes, 1)}, nil
 	}
-	ports, err := freePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	fb := &fakeBroker{spec: o.brokerSpec, addr: fmt.Sprintf("127.0.0.1:%d", ports[0]), dir: filepath.Join(dir, "kafka"),
-		logPath: filepath.Join(dir, "broker.log")}
+	// The first start takes any free port and says which; restarts take
+	// the same one.
+	fb := &fakeBroker{spec: o.brokerSpec, addr: "127.0.0.1:0", dir: filepath.Join(dir, "kafka"),
+		logPath: filepath.Join(dir, "broker.log"), addrFile: filepath.Join(dir, "broker.addr")}
 	return fb, fb.start()
 }
 
 type fakeBroker struct {
-	spec    childSpec
-	addr    string
-	dir     string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	spec     childSpec
+	addr     string
+	dir      string
+	logPath  string
+	addrFile string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 func (b *fakeBroker) brokers() []string { return []string{b.addr} }
@@ -123,7 +148,8 @@ func (b *fakeBroker) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := b.spec.command(brokerAddrEnv+"="+b.addr, brokerDirEnv+"="+b.dir)
+	_ = os.Remove(b.addrFile)
+	cmd := b.spec.command(brokerAddrEnv+"="+b.addr, brokerDirEnv+"="+b.dir, brokerAddrFileEnv+"="+b.addrFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -131,20 +157,20 @@ func (b *fakeBroker) start() error {
 	}
 	b.cmd, b.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(b.done) }()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if a, err := os.ReadFile(b.addrFile); err == nil && len(a) > 0 {
+			b.addr = string(a)
 			return nil
 		}
 		select {
 		case <-b.done:
 			out, _ := os.ReadFile(b.logPath)
 			return fmt.Errorf("the kfake broker exited: %s", out)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return errors.New("the kfake broker did not listen within 30s")
+	return errors.New("the kfake broker did not listen within 60s")
 }
 
 func (b *fakeBroker) stop() error {
@@ -212,20 +238,15 @@ func newRig(o options, name string, gwEnv ...string) (*rig, error) {
 		r.close()
 		return nil, err
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		r.close()
-		return nil, err
-	}
+	// The gateway's first start takes free ports and logs them; restarts
+	// take the same ones (gwProc.start).
 	r.gw = &gwProc{
 		spec:    o.gatewaySpec,
-		listen:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		listen:  "127.0.0.1:0",
+		admin:   "127.0.0.1:0",
 		logPath: filepath.Join(dir, "gateway.log"),
 	}
 	r.gw.env = append([]string{
-		"SLUICE_LISTEN=" + r.gw.listen,
-		"SLUICE_ADMIN_ADDR=" + r.gw.admin,
 		"SLUICE_KAFKA_BROKERS=" + strings.Join(r.broker.brokers(), ","),
 		"SLUICE_KAFKA_PARTITIONS=3",
 		"SLUICE_REGISTRY_URLS=" + r.registry.URL(),
@@ -266,14 +287,28 @@ type gwProc struct {
 	starts int
 }
 
-func (g *gwProc) url() string { return "http://" + g.listen }
+// addr is the public listener's address; url its base URL.
+func (g *gwProc) addr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.listen
+}
 
+func (g *gwProc) url() string { return "http://" + g.addr() }
+
+// start starts the gateway. The first start listens on free ports, read
+// back from its log (listen returns them); later starts reuse them, so
+// that clients find the restarted gateway where it was.
 func (g *gwProc) start() error {
 	logf, err := os.OpenFile(g.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := g.spec.command(g.env...)
+	offset, _ := logf.Seek(0, io.SeekEnd)
+	g.mu.Lock()
+	env := append(slices.Clone(g.env), "SLUICE_LISTEN="+g.listen, "SLUICE_ADMIN_ADDR="+g.admin)
+	g.mu.Unlock()
+	cmd := g.spec.command(env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -292,7 +327,43 @@ func (g *gwProc) start() error {
 		g.mu.Unlock()
 		close(done)
 	}()
-	return nil
+	return g.listenAddrs(offset, done)
+}
+
+// listenAddrs reads the addresses the gateway logs it listens on (the
+// "gateway listening" and "admin listening" lines after offset).
+func (g *gwProc) listenAddrs(offset int64, done <-chan struct{}) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(g.logPath)
+		if int64(len(b)) > offset {
+			var listen, admin string
+			for _, line := range strings.Split(string(b[offset:]), "\n") {
+				var l struct{ Msg, Addr string }
+				if json.Unmarshal([]byte(line), &l) != nil {
+					continue
+				}
+				switch l.Msg {
+				case "gateway listening":
+					listen = l.Addr
+				case "admin listening":
+					admin = l.Addr
+				}
+			}
+			if listen != "" && admin != "" {
+				g.mu.Lock()
+				g.listen, g.admin = listen, admin
+				g.mu.Unlock()
+				return nil
+			}
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("the gateway exited while starting:\n%s", g.logTail(30))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the gateway did not log its addresses within 60s:\n%s", g.logTail(30))
 }
 
 // startReady starts the gateway and waits for /readyz.
@@ -321,7 +392,10 @@ func (g *gwProc) exited() <-chan struct{} {
 // ready reports /readyz's status code (0 when it does not answer).
 func (g *gwProc) ready() int {
 	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + g.admin + "/readyz")
+	g.mu.Lock()
+	admin := g.admin
+	g.mu.Unlock()
+	resp, err := c.Get("http://" + admin + "/readyz")
 	if err != nil {
 		return 0
 	}
@@ -452,25 +526,6 @@ func rssWatch(pid int, every time.Duration) (stop func() (peak, hwm int64)) {
 		_, hwm := rss(pid)
 		return peak, hwm
 	}
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // endOffsets lists the end offset of each partition of topic.

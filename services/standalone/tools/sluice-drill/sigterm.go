@@ -145,7 +145,7 @@ func drillSIGTERM(o options) (*result, error) {
 	if err := r.gw.startReady(60 * time.Second); err != nil {
 		return nil, err
 	}
-	stopSlow, err := slowRequest(r.gw.listen)
+	stopSlow, err := slowRequest(r.gw.addr())
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func drillSIGTERM(o options) (*result, error) {
 	if err := r.gw.startReady(60 * time.Second); err != nil {
 		return nil, err
 	}
-	stopSlow, err = slowRequest(r.gw.listen)
+	stopSlow, err = slowRequest(r.gw.addr())
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func drillSlowloris(o options) (*result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			slowClient(slowCtx, r.gw.listen, i%2 == 0, &open, &peakOpen, &cuts, &dials)
+			slowClient(slowCtx, r.gw.addr(), i%2 == 0, &open, &peakOpen, &cuts, &dials)
 		}()
 	}
 	// Let them connect, then serve a normal client meanwhile.
