@@ -274,6 +274,11 @@ func appendFloat(dst []byte, f float64, bitSize int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string: invalid UTF-8 becomes
+// U+FFFD; quotes, backslashes, control characters and U+2028/U+2029 are
+// escaped. Sinks use it to render text the way AppendJSON does.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a JSON string, replacing invalid UTF-8 with
 // U+FFFD and escaping control characters.
 func appendString(dst []byte, s string) []byte {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 )
 
@@ -143,11 +143,11 @@ func (m *mapping) appendEvent(dst []byte, topic string, partition int32, offset 
 			dst = append(dst, ',', '"')
 			dst = append(dst, kv.k...)
 			dst = append(dst, '"', ':')
-			dst = appendString(dst, kv.v)
+			dst = avro.AppendJSONString(dst, kv.v)
 		}
 	}
 	dst = append(dst, `,"fields":{"`+FieldTopic+`":`...)
-	dst = appendString(dst, topic)
+	dst = avro.AppendJSONString(dst, topic)
 	dst = append(dst, `,"`+FieldPartition+`":"`...)
 	dst = strconv.AppendInt(dst, int64(partition), 10)
 	dst = append(dst, `","`+FieldOffset+`":"`...)
@@ -165,13 +165,13 @@ func (m *mapping) appendEvent(dst []byte, topic string, partition int32, offset 
 				continue
 			}
 			dst = append(dst, ',')
-			dst = appendString(dst, k)
+			dst = avro.AppendJSONString(dst, k)
 			dst = append(dst, ':')
 			// Arrays of strings were kept as JSON text.
 			if strings.HasPrefix(s, "[") && json.Valid([]byte(s)) {
 				dst = append(dst, s...)
 			} else {
-				dst = appendString(dst, s)
+				dst = avro.AppendJSONString(dst, s)
 			}
 		}
 	}
@@ -181,9 +181,9 @@ func (m *mapping) appendEvent(dst []byte, topic string, partition int32, offset 
 			continue
 		}
 		dst = append(dst, ',')
-		dst = appendString(dst, name)
+		dst = avro.AppendJSONString(dst, name)
 		dst = append(dst, ':')
-		dst = appendString(dst, s)
+		dst = avro.AppendJSONString(dst, s)
 	}
 	dst = append(dst, `},"event":`...)
 	dst = append(dst, body...)
@@ -272,53 +272,4 @@ func scalarString(v any) (string, bool) {
 		return t.UTC().Format(time.RFC3339Nano), true
 	}
 	return "", false
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string: invalid UTF-8 becomes U+FFFD,
-// control characters are escaped.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		} else if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		} else {
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -164,7 +164,7 @@ func TestFormatHECFamily(t *testing.T) {
 
 func TestAppendString(t *testing.T) {
 	in := "a\"b\\c\n\x01\xff\u2028é"
-	out := appendString(nil, in)
+	out := avro.AppendJSONString(nil, in)
 	var back string
 	if err := json.Unmarshal(out, &back); err != nil {
 		t.Fatalf("%s: %v", out, err)
