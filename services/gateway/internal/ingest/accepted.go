@@ -22,29 +22,42 @@ type Accepted struct {
 	Raw []byte
 }
 
-// OnAccepted registers fn to see every event the broker acknowledged, from
+// OnAccepted registers fn to see the events the broker acknowledged, one
+// call per request with that request's accepted events in order, from
 // every endpoint (the demo page's feed of recent events uses it). fn runs
-// on the request's goroutine before the reply, so it must be quick. Call it
-// before Start.
-func (s *Server) OnAccepted(fn func(*Accepted)) {
+// on the request's goroutine before the reply, so it must be quick; the
+// slice and the Raw bytes are valid only during the call. Call it before
+// Start.
+func (s *Server) OnAccepted(fn func([]Accepted)) {
 	s.pipe.accepted = append(s.pipe.accepted, fn)
 }
 
-// notifyAccepted tells the observers about item i of req, stored as rec.
-func (p *Pipeline) notifyAccepted(req *Request, i int, rec *kgo.Record) {
+// notifyAccepted tells the observers about the accepted items of req:
+// item idx[j] was stored as recs[j] when ok[j].
+func (p *Pipeline) notifyAccepted(req *Request, idx []int, recs []*kgo.Record, ok func(j int) bool) {
 	if len(p.accepted) == 0 {
 		return
 	}
-	a := &Accepted{
-		Family: req.Family, Endpoint: req.Endpoint, SourceKey: req.SourceKey, BatchID: req.BatchID,
-		ReceivedAt: req.Meta.ReceivedAt, Raw: req.Items[i].Raw,
-	}
-	for _, h := range rec.Headers {
-		if h.Key == event.HeaderEventID {
-			a.EventID = string(h.Value)
+	batch := make([]Accepted, 0, len(idx))
+	for j, i := range idx {
+		if !ok(j) {
+			continue
 		}
+		a := Accepted{
+			Family: req.Family, Endpoint: req.Endpoint, SourceKey: req.SourceKey, BatchID: req.BatchID,
+			ReceivedAt: req.Meta.ReceivedAt, Raw: req.Items[i].Raw,
+		}
+		for _, h := range recs[j].Headers {
+			if h.Key == event.HeaderEventID {
+				a.EventID = string(h.Value)
+			}
+		}
+		batch = append(batch, a)
+	}
+	if len(batch) == 0 {
+		return
 	}
 	for _, fn := range p.accepted {
-		fn(a)
+		fn(batch)
 	}
 }

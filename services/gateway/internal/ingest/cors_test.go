@@ -65,12 +65,13 @@ func corsServer(t *testing.T) (string, func() []Accepted) {
 	}
 	var mu sync.Mutex
 	var seen []Accepted
-	srv.OnAccepted(func(a *Accepted) {
+	srv.OnAccepted(func(batch []Accepted) {
 		mu.Lock()
 		defer mu.Unlock()
-		c := *a
-		c.Raw = append([]byte(nil), a.Raw...)
-		seen = append(seen, c)
+		for _, a := range batch {
+			a.Raw = append([]byte(nil), a.Raw...)
+			seen = append(seen, a)
+		}
 	})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ type Pipeline struct {
 	health         *brokerHealth
 	m              *metrics
 	log            *zap.Logger
-	accepted       []func(*Accepted) // observers, accepted.go
+	accepted       []func([]Accepted) // observers, accepted.go
 }
 
 // Request is one batch of events for one family.
@@ -231,8 +231,10 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 			continue
 		}
 		res.Accepted++
-		p.notifyAccepted(req, i, recs[j])
-		p.m.events.WithLabelValues(string(req.Family), "accepted", "").Inc()
+	}
+	if res.Accepted > 0 {
+		p.m.events.WithLabelValues(string(req.Family), "accepted", "").Add(float64(res.Accepted))
+		p.notifyAccepted(req, recIndex, recs, func(j int) bool { return errs == nil || errs[j] == nil })
 	}
 	switch {
 	case res.Accepted > 0:

@@ -36,7 +36,7 @@ var files embed.FS
 // (*ingest.Server).
 type Host interface {
 	Echo() *echo.Echo
-	OnAccepted(func(*ingest.Accepted))
+	OnAccepted(func([]ingest.Accepted))
 }
 
 // Options configure the routes.
@@ -188,6 +188,8 @@ type Recent struct {
 	// Event is the event as received, or a JSON string of its first
 	// maxRecentBytes bytes when it is larger.
 	Event json.RawMessage `json:"event"`
+	// truncated: Event holds only the first maxRecentBytes of the event.
+	truncated bool
 }
 
 // maxRecentBytes bounds the copy of each event the ring keeps.
@@ -201,14 +203,24 @@ type ring struct {
 	full  bool
 }
 
-func (r *ring) add(a *ingest.Accepted) {
-	ev := json.RawMessage(bytes.Clone(a.Raw))
-	if len(a.Raw) > maxRecentBytes || !json.Valid(a.Raw) {
-		ev, _ = json.Marshal(strings.ToValidUTF8(string(a.Raw[:min(len(a.Raw), maxRecentBytes)]), "\uFFFD") + "…")
+// add keeps the last events of a request's batch (as many as the ring
+// holds), each as a copy of at most maxRecentBytes; whether a copy is JSON
+// the feed can embed is checked when the feed is read (list), not on the
+// ingest path.
+func (r *ring) add(batch []ingest.Accepted) {
+	if len(batch) > len(r.items) {
+		batch = batch[len(batch)-len(r.items):]
 	}
+	for i := range batch {
+		r.put(&batch[i])
+	}
+}
+
+func (r *ring) put(a *ingest.Accepted) {
 	item := Recent{
 		ReceivedAt: a.ReceivedAt, Family: string(a.Family), Endpoint: a.Endpoint, Source: a.SourceKey,
-		EventID: a.EventID, BatchID: a.BatchID, Event: ev,
+		EventID: a.EventID, BatchID: a.BatchID, Event: bytes.Clone(a.Raw[:min(len(a.Raw), maxRecentBytes)]),
+		truncated: len(a.Raw) > maxRecentBytes,
 	}
 	r.mu.Lock()
 	r.items[r.next] = item
@@ -227,7 +239,11 @@ func (r *ring) list() []Recent {
 	}
 	out := make([]Recent, 0, n)
 	for i := 1; i <= n; i++ {
-		out = append(out, r.items[(r.next-i+len(r.items))%len(r.items)])
+		it := r.items[(r.next-i+len(r.items))%len(r.items)]
+		if it.truncated || !json.Valid(it.Event) {
+			it.Event, _ = json.Marshal(strings.ToValidUTF8(string(it.Event), "\uFFFD") + "…")
+		}
+		out = append(out, it)
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,11 +25,11 @@ import (
 // fakeHost stands in for the ingest server.
 type fakeHost struct {
 	e         *echo.Echo
-	observers []func(*ingest.Accepted)
+	observers []func([]ingest.Accepted)
 }
 
-func (h *fakeHost) Echo() *echo.Echo                     { return h.e }
-func (h *fakeHost) OnAccepted(fn func(*ingest.Accepted)) { h.observers = append(h.observers, fn) }
+func (h *fakeHost) Echo() *echo.Echo                      { return h.e }
+func (h *fakeHost) OnAccepted(fn func([]ingest.Accepted)) { h.observers = append(h.observers, fn) }
 
 func mount(t *testing.T, opts Options) *fakeHost {
 	t.Helper()
@@ -127,8 +128,8 @@ func TestDemoAndRecentFeed(t *testing.T) {
 		t.Fatalf("%d observers", len(h.observers))
 	}
 	for i, raw := range []string{`{"type":"a"}`, `{"type":"b"}`, `{"type":"c"}`, `{"type":"d","pad":"` + strings.Repeat("x", 5000) + `"}`} {
-		h.observers[0](&ingest.Accepted{Family: event.CrowdFrame, Endpoint: "/v1/events/crowdframe", SourceKey: "dev",
-			EventID: "id-" + string(rune('a'+i)), ReceivedAt: time.Now(), Raw: []byte(raw)})
+		h.observers[0]([]ingest.Accepted{{Family: event.CrowdFrame, Endpoint: "/v1/events/crowdframe", SourceKey: "dev",
+			EventID: "id-" + string(rune('a'+i)), ReceivedAt: time.Now(), Raw: []byte(raw)}})
 	}
 	if rec := get(h, "/demo/recent", "192.0.2.1:5000", nil); rec.Code != 404 {
 		t.Fatalf("/demo/recent from a non-loopback client: %d", rec.Code)
@@ -151,5 +152,29 @@ func TestDemoAndRecentFeed(t *testing.T) {
 	}
 	if string(feed.Events[1].Event) != `{"type":"c"}` {
 		t.Fatalf("event: %s", feed.Events[1].Event)
+	}
+
+	// One request's batch, longer than the ring, and an event that is not
+	// JSON (a HEC raw line): the ring keeps the batch's last three, and the
+	// non-JSON one is shown as a string.
+	var batch []ingest.Accepted
+	for i := range 5 {
+		raw := fmt.Sprintf(`{"n":%d}`, i)
+		if i == 4 {
+			raw = "plain text line"
+		}
+		batch = append(batch, ingest.Accepted{Family: event.HEC, EventID: fmt.Sprintf("b-%d", i), Raw: []byte(raw)})
+	}
+	h.observers[0](batch)
+	rec = get(h, "/demo/recent", "127.0.0.1:5000", nil)
+	if err := json.Unmarshal(rec.Body.Bytes(), &feed); err != nil {
+		t.Fatal(err)
+	}
+	ids = ids[:0]
+	for _, e := range feed.Events {
+		ids = append(ids, e.EventID)
+	}
+	if strings.Join(ids, ",") != "b-4,b-3,b-2" || string(feed.Events[0].Event) != `"plain text line…"` || string(feed.Events[1].Event) != `{"n":3}` {
+		t.Fatalf("after a batch of 5: ids %v, events %s %s", ids, feed.Events[0].Event, feed.Events[1].Event)
 	}
 }

@@ -40,6 +40,7 @@ type options struct {
 	binary      string
 	keep        bool
 	retries     int
+	rounds      int
 }
 
 func main() {
@@ -51,8 +52,12 @@ func main() {
 	flag.Int64Var(&o.maxRequests, "max-requests", 2_000_000, "upper bound on requests per phase")
 	flag.StringVar(&o.binary, "standalone", "", "path to sluice-standalone (default: next to this binary)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data directory")
+	flag.IntVar(&o.rounds, "rounds", 4, "rounds; each round loads both phases for duration/rounds, in alternating order")
 	flag.IntVar(&o.retries, "retries", 5, "retries of a batch (same Idempotency-Key) on no reply, 429 and 5xx, after Retry-After (at most 5 s)")
 	flag.Parse()
+	if o.rounds < 1 {
+		o.rounds = 1
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
@@ -122,22 +127,42 @@ func run(o options) error {
 	gwURL := "http://" + gw + "/v1/events/edx"
 	ptURL := "http://" + gw + "/bench/passthrough"
 	load(o, gwURL, lines, o.warmup)
-	gwRes := load(o, gwURL, lines, o.duration)
-	gwRSS := peakRSS(cmd.Process.Pid)
 	load(o, ptURL, lines, o.warmup)
-	ptRes := load(o, ptURL, lines, o.duration)
-	ptRSS := peakRSS(cmd.Process.Pid)
+	// The two phases alternate in rounds (gateway first in odd rounds,
+	// passthrough first in even ones), so that both sample the same
+	// conditions: on a shared machine the CPU available drifts over a run,
+	// and one long phase after the other would fold that drift into the
+	// ratio.
+	gwRes, ptRes := &result{}, &result{}
+	slice := o.duration / time.Duration(o.rounds)
+	fmt.Printf("\n%-6s %16s %16s %8s\n", "round", "gateway ev/s", "passthrough ev/s", "ratio")
+	for r := 0; r < o.rounds; r++ {
+		var g, p *result
+		if r%2 == 0 {
+			g = load(o, gwURL, lines, slice)
+			p = load(o, ptURL, lines, slice)
+		} else {
+			p = load(o, ptURL, lines, slice)
+			g = load(o, gwURL, lines, slice)
+		}
+		fmt.Printf("%-6d %16.0f %16.0f %8.2f\n", r+1, g.eventsPerSec(), p.eventsPerSec(), g.eventsPerSec()/max(p.eventsPerSec(), 1))
+		gwRes.merge(g)
+		ptRes.merge(p)
+	}
+	slices.Sort(gwRes.lat)
+	slices.Sort(ptRes.lat)
+	rss := peakRSS(cmd.Process.Pid)
 
 	fmt.Println()
 	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "retries", "errors", "peak RSS MB")
-	gwRes.print("gateway (validate+Avro)", gwRSS)
-	ptRes.print("passthrough baseline", ptRSS)
+	gwRes.print("gateway (validate+Avro)", rss)
+	ptRes.print("passthrough baseline", rss)
 	ratio := 0.0
 	if ptRes.eventsPerSec() > 0 {
 		ratio = gwRes.eventsPerSec() / ptRes.eventsPerSec()
 	}
 	fmt.Printf("\nratio gateway/passthrough: %.2f (target >= 0.50); gateway p99 %.1f ms (target <= 50); peak RSS %d MB (target < 300)\n",
-		ratio, gwRes.pct(0.99), gwRSS>>20)
+		ratio, gwRes.pct(0.99), rss>>20)
 	if gwRes.errors > 0 || ptRes.errors > 0 {
 		return errors.New("some requests failed; see the errors column")
 	}
@@ -154,6 +179,20 @@ type result struct {
 	unfinished int64
 	lat        []time.Duration
 	firstErr   string
+}
+
+// merge adds o's counts, time and latencies to r (r.lat is left unsorted).
+func (r *result) merge(o *result) {
+	r.elapsed += o.elapsed
+	r.events += o.events
+	r.requests += o.requests
+	r.errors += o.errors
+	r.retries += o.retries
+	r.unfinished += o.unfinished
+	r.lat = append(r.lat, o.lat...)
+	if r.firstErr == "" {
+		r.firstErr = o.firstErr
+	}
 }
 
 func (r *result) eventsPerSec() float64 { return float64(r.events) / r.elapsed.Seconds() }
