@@ -223,7 +223,20 @@ func edxSpanMatches(c byte, v any) bool {
 	}
 }
 
-// Adapt implements Adapter.
+// setExtra sets m[k] = v, making m when it is nil: most events have no
+// extra members, and a map not made is one the collector need not sweep.
+func setExtra(m map[string]any, k string, v any) map[string]any {
+	if m == nil {
+		m = make(map[string]any, 4)
+	}
+	m[k] = v
+	return m
+}
+
+// Adapt implements Adapter. Null and absent optional fields are left out of
+// the record maps: every nullable field of the edX schema defaults to null
+// and every extra map to {}, and the encoder fills a missing field with its
+// default.
 func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	v := in.Value
 	if v == nil {
@@ -274,11 +287,11 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	}
 
 	// username: Meta.Username (a trusted key vouching for the user) wins.
-	extra := map[string]any{}
+	var extra map[string]any // made when a member needs it (the schema's default is {})
 	if mu := in.Meta.Username; mu != "" && r.val[edxUsername] != mu {
 		if r.set[edxUsername] {
 			r.quirk("username_overridden")
-			extra["username"] = edxJSONOf(r.topMembers, "username", r.val[edxUsername])
+			extra = setExtra(extra, "username", edxJSONOf(r.topMembers, "username", r.val[edxUsername]))
 		} else {
 			r.quirk("username_from_request")
 		}
@@ -299,8 +312,6 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	for i, k := range edxTopFields {
 		if r.set[i] {
 			f[k] = avro.String(r.val[i])
-		} else {
-			f[k] = nil
 		}
 	}
 
@@ -315,7 +326,6 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	case nil:
 		if !envelope || !r.fromContextTime(f, out) {
 			f["time_raw"] = ""
-			f["time"] = nil
 			r.quirk("time_absent")
 		}
 	case string:
@@ -326,7 +336,6 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 			out.ClientTime = t
 			r.timeQuirks(form)
 		} else {
-			f["time"] = nil
 			r.quirk("time_unparseable")
 		}
 	default:
@@ -346,9 +355,11 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 		if edxTopIndex(k) >= 0 {
 			continue
 		}
-		extra[k] = edxJSONOf(r.topMembers, k, x)
+		extra = setExtra(extra, k, edxJSONOf(r.topMembers, k, x))
 	}
-	f["extra"] = extra
+	if extra != nil {
+		f["extra"] = extra
+	}
 
 	// Envelope values.
 	out.EventType = r.val[edxEventType]
@@ -397,7 +408,6 @@ func (r *edxRun) fromContextTime(f map[string]any, out *Output) bool {
 		out.ClientTime = t
 		r.timeQuirks(form)
 	} else {
-		f["time"] = nil
 		r.quirk("time_unparseable")
 	}
 	return true
@@ -440,18 +450,14 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 		}
 		if ok {
 			c[k] = avro.String(s)
-		} else {
-			c[k] = nil
 		}
 	}
 
 	// user_id: int → long; "" → null; other strings kept as given.
 	switch u := ctx["user_id"].(type) {
 	case nil:
-		c["user_id"] = nil
 	case string:
 		if u == "" {
-			c["user_id"] = nil
 			r.quirk("user_id_empty")
 		} else {
 			c["user_id"] = avro.String(u)
@@ -482,8 +488,6 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 			m[k] = s
 		}
 		c["course_user_tags"] = avro.Map(m)
-	} else {
-		c["course_user_tags"] = nil
 	}
 
 	// module.
@@ -493,7 +497,7 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 	}
 	if ok {
 		m := make(map[string]any, 5)
-		mextra := map[string]any{}
+		var mextra map[string]any
 		for k, x := range mod {
 			switch k {
 			case "usage_key", "display_name", "original_usage_key", "original_usage_version":
@@ -502,7 +506,7 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 				if err != nil {
 					s = "null"
 				}
-				mextra[k] = s
+				mextra = setExtra(mextra, k, s)
 			}
 		}
 		for _, k := range [...]string{"usage_key", "display_name", "original_usage_key", "original_usage_version"} {
@@ -512,21 +516,18 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 			}
 			if ok {
 				m[k] = avro.String(s)
-			} else {
-				m[k] = nil
 			}
 		}
-		m["extra"] = mextra
+		if mextra != nil {
+			m["extra"] = mextra
+		}
 		c["module"] = avro.Record("sluice.edx.Module", m)
-	} else {
-		c["module"] = nil
 	}
 
 	// JSON-text members.
 	for _, k := range edxContextJSON {
 		x, present := ctx[k]
 		if !present || x == nil {
-			c[k] = nil
 			continue
 		}
 		c[k] = avro.String(edxJSONOf(r.ctxMembers, k, x))
@@ -537,7 +538,6 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 	if rej != nil {
 		return nil, rej
 	}
-	c["received_at_raw"], c["received_at"] = nil, nil
 	if ok {
 		c["received_at_raw"] = avro.String(ra)
 		if t, _, ok := parseTime(ra); ok {
@@ -582,7 +582,7 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 	}
 
 	// Everything else in context goes to extra as JSON text.
-	extra := map[string]any{}
+	var extra map[string]any
 	for k, x := range ctx {
 		if edxContextKnown(k) {
 			continue
@@ -595,9 +595,11 @@ func (r *edxRun) context(v map[string]any, envelope bool, f map[string]any) (any
 				continue // used as the event's time (fromContextTime)
 			}
 		}
-		extra[k] = edxJSONOf(r.ctxMembers, k, x)
+		extra = setExtra(extra, k, edxJSONOf(r.ctxMembers, k, x))
 	}
-	c["extra"] = extra
+	if extra != nil {
+		c["extra"] = extra
+	}
 	return avro.Record("sluice.edx.Context", c), nil
 }
 

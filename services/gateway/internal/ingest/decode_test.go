@@ -3,8 +3,13 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/event"
 
 	"github.com/sluicehq/sluice/services/gateway/internal/adapter"
 )
@@ -54,5 +59,64 @@ func TestBuildReadsLatin1Events(t *testing.T) {
 	}
 	if !slices.Contains(it.Quirks, "latin1_event") {
 		t.Fatalf("quirk not recorded: %v", it.Quirks)
+	}
+}
+
+// TestBuildKeepsNothingOfTheRequestBuffer checks that what build returns
+// (the record's value, key and headers) does not reference the event's
+// bytes, which live in the request's pooled body buffer: it must not change
+// when the buffer is overwritten, as it is once the request is answered and
+// the buffer reused. (decodeObject's strings share sonic's own copy of the
+// event, not the buffer; this guards any change to that.)
+func TestBuildKeepsNothingOfTheRequestBuffer(t *testing.T) {
+	p := newTestPipeline(t)
+	files, err := filepath.Glob("../adapter/testdata/*/*.json*")
+	if err != nil || len(files) < 10 {
+		t.Fatalf("test events: %v (%d files)", err, len(files))
+	}
+	families := map[string]event.Family{"edx": event.EdX, "crowdframe": event.CrowdFrame, "clicks": event.Clicks,
+		"weaklayer": event.Weaklayer, "workstation": event.Workstation, "hec": event.HEC}
+	built := 0
+	for _, f := range files {
+		fam, ok := families[filepath.Base(filepath.Dir(f))]
+		if !ok {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 || line[0] != '{' {
+				continue
+			}
+			raw := bytes.Clone(line)
+			rec, _, rj := p.build(p.codecs[fam], p.adapters[fam].Adapt, &Request{Family: fam, Endpoint: "/test"},
+				&adapter.Meta{ReceivedAt: time.Unix(1, 0)}, 0, &Item{Raw: raw})
+			if rj != nil {
+				continue // some test events are rejected on purpose
+			}
+			value, key := bytes.Clone(rec.Value), bytes.Clone(rec.Key)
+			var headers [][]byte
+			for _, h := range rec.Headers {
+				headers = append(headers, bytes.Clone(h.Value))
+			}
+			for i := range raw {
+				raw[i] = '#'
+			}
+			if !bytes.Equal(rec.Value, value) || !bytes.Equal(rec.Key, key) {
+				t.Fatalf("%s: the record changed when the request buffer was overwritten", f)
+			}
+			for i, h := range rec.Headers {
+				if !bytes.Equal(h.Value, headers[i]) {
+					t.Fatalf("%s: header %s changed when the request buffer was overwritten", f, h.Key)
+				}
+			}
+			built++
+		}
+	}
+	if built < 20 {
+		t.Fatalf("only %d events built", built)
 	}
 }

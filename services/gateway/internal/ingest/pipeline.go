@@ -3,10 +3,12 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -421,15 +423,33 @@ var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
 // batch sent with an Idempotency-Key and without an event id of its own: a
 // name-based UUID (v5) of the source key, the batch id and the index, so
 // that a retried batch carries the same ids (docs/retries.md).
+//
+// It computes what uuid.NewSHA1(batchNS, "<source>/<batch>/<index>") does,
+// without its allocations (it runs once per event of every such batch).
 func BatchEventID(sourceKey, batchID string, index int) string {
-	return uuid.NewSHA1(batchNS, fmt.Appendf(nil, "%s/%s/%d", sourceKey, batchID, index)).String()
+	var buf [256]byte
+	b := append(buf[:0], batchNS[:]...)
+	b = append(b, sourceKey...)
+	b = append(b, '/')
+	b = append(b, batchID...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(index), 10)
+	sum := sha1.Sum(b)
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = (u[6] & 0x0f) | 0x50 // version 5
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
-// jsonAPI decodes events: numbers stay exact (json.Number) and strings are
-// copied out of the request buffer, which is pooled. sonic decodes a
-// KB-sized event in ~5 µs, against ~18 µs for a streaming decoder; see
+// jsonAPI decodes events: numbers stay exact (json.Number). sonic copies
+// the event once (its []byte entry point converts to a string) and, with
+// CopyString off, the decoded strings share that copy instead of taking an
+// allocation each (~2.3 µs and 28 allocations per KB-sized edX event): the
+// request's pooled body buffer is never referenced. sonic decodes such an
+// event in ~5 µs, against ~18 µs for a streaming decoder; see
 // docs/dependencies.md.
-var jsonAPI = sonic.Config{UseNumber: true, CopyString: true, ValidateString: true}.Froze()
+var jsonAPI = sonic.Config{UseNumber: true, ValidateString: true}.Froze()
 
 // decodeObject decodes one event.
 func decodeObject(raw []byte) (map[string]any, *event.Rejection) {

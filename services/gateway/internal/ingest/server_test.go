@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -605,6 +606,15 @@ func TestShuttingDownRefusesNewRequests(t *testing.T) {
 }
 
 func TestBatchIDGivesRetriesTheSameEventIDs(t *testing.T) {
+	for _, tc := range []struct {
+		src, batch string
+		i          int
+	}{{"src", "k1", 0}, {"dev", "bench-1-w3-17", 49}, {"", "", 0}, {"k", strings.Repeat("x", 300), 1 << 40}} {
+		want := uuid.NewSHA1(batchNS, []byte(fmt.Sprintf("%s/%s/%d", tc.src, tc.batch, tc.i))).String()
+		if got := BatchEventID(tc.src, tc.batch, tc.i); got != want {
+			t.Fatalf("BatchEventID(%q, %q, %d) = %s, want uuid.NewSHA1's %s", tc.src, tc.batch, tc.i, got, want)
+		}
+	}
 	if a, b := BatchEventID("src", "k1", 0), BatchEventID("src", "k1", 0); a != b {
 		t.Fatal("not deterministic")
 	}
