@@ -123,8 +123,9 @@ type Limits struct {
 // when possible.
 type Backpressure struct {
 	// MaxInflightRequests bounds the requests being processed (decoded,
-	// encoded, produced, waiting for acks) at once; 0 means
-	// 4 x GOMAXPROCS (InflightRequests).
+	// adapted, validated, encoded) at once; 0 means 4 x GOMAXPROCS
+	// (InflightRequests). A request gives its slot back while it waits for
+	// the brokers' acks.
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
 	// QueueTimeout is how long a request whose body is in may wait for a
 	// processing slot (behind at most a quarter as many others as there are
@@ -160,13 +161,12 @@ func ApplyMemoryLimit(cfg Config, log *zap.Logger) {
 	log.Info("soft memory limit set", zap.Int64("bytes", cfg.Backpressure.MemoryLimit))
 }
 
-// InflightRequests is the bound on requests in flight that b sets:
+// InflightRequests is the bound on requests being processed that b sets:
 // MaxInflightRequests, or 4 per core when it is 0. By Little's law a
 // request's latency under overload is about this many requests' CPU time
 // divided by the cores, plus the broker's ack latency: a few per core keep
-// accepted requests fast while the CPU stays busy; raise it when acks are
-// slow (a remote cluster), so that slots waiting for acks do not idle the
-// CPU.
+// accepted requests fast while the CPU stays busy. Requests waiting for
+// acks hold no slot, so slow acks do not idle the CPU.
 func (b Backpressure) InflightRequests() int {
 	if b.MaxInflightRequests > 0 {
 		return b.MaxInflightRequests

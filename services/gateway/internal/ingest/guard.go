@@ -22,9 +22,13 @@ import (
 //     without a Content-Length (chunked) is refused as soon as it reaches
 //     the bound.
 //   - In-flight requests (Options.MaxInflightRequests): requests being
-//     processed (decoded, encoded, produced, waiting for acks). The slot is
-//     taken only once the body is in, so that clients that send their bodies
-//     slowly hold none. A request that finds every slot taken waits for one,
+//     processed (decoded, adapted, validated, encoded). The slot is taken
+//     only once the body is in, so that clients that send their bodies
+//     slowly hold none, and given back once the records are handed to the
+//     producer: a request waiting for the brokers' acks uses no CPU, and
+//     holding the slot then would leave the CPU idle while acks are slow
+//     (what such requests hold is bounded by the in-flight bytes and the
+//     producer's buffer). A request that finds every slot taken waits for one,
 //     at most Options.QueueTimeout and behind at most a quarter as many
 //     others as there are slots (a short queue absorbs bursts; under
 //     sustained overload every place in it adds a request's worth of
@@ -89,6 +93,10 @@ type admission struct {
 	// produced: some of the request's events are stored (counted in
 	// guard.producedUnanswered until the answer).
 	produced bool
+	// hadSlot: the request held a slot and gave it back to wait for acks;
+	// a later part of it (an archive ingested in chunks) waits for a slot
+	// rather than being refused halfway.
+	hadSlot bool
 	// rate is the request's source-key rate-limit state, set by
 	// authenticate (ratelimit.go).
 	rate *rateAdmission
@@ -139,7 +147,9 @@ func (a *admission) takeSlot() bool {
 		return true
 	}
 	g := a.g
-	if g.slots != nil {
+	if g.slots != nil && a.hadSlot {
+		g.slots <- struct{}{}
+	} else if g.slots != nil {
 		select {
 		case g.slots <- struct{}{}:
 		default:
@@ -164,6 +174,20 @@ func (a *admission) takeSlot() bool {
 	g.processing.Add(1)
 	a.slot = true
 	return true
+}
+
+// releaseSlot gives the processing slot back, once the request's records
+// are handed to the producer.
+func (a *admission) releaseSlot() {
+	if a == nil || !a.slot {
+		return
+	}
+	a.g.processing.Add(-1)
+	if a.g.slots != nil {
+		<-a.g.slots
+	}
+	a.slot = false
+	a.hadSlot = true
 }
 
 func (a *admission) release() {

@@ -43,6 +43,9 @@ type Pipeline struct {
 	m              *metrics
 	log            *zap.Logger
 	accepted       []func([]Accepted) // observers, accepted.go
+	// beforeProduce, when set (tests), runs while the request still holds
+	// its processing slot, after its records are built.
+	beforeProduce func()
 }
 
 // Request is one batch of events for one family.
@@ -186,6 +189,12 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 		recs = append(recs, rec)
 		recIndex = append(recIndex, i)
 	}
+
+	if p.beforeProduce != nil {
+		p.beforeProduce()
+	}
+	// The CPU work is done: waiting for the acks needs no processing slot.
+	admissionFrom(ctx).releaseSlot()
 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.produceTimeout)
 	defer cancel()
@@ -402,19 +411,43 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	rec := out.Fields
 	rec["envelope"] = avro.EnvelopeNative(&env)
 	rec["enrichment"] = nil
-	value, err := codec.Encode(make([]byte, 0, len(it.Raw)+256), rec)
+	// The record holds the event's fields and, with keep_raw, the event
+	// once more: room for both, so that the buffer rarely grows.
+	value, err := codec.Encode(make([]byte, 0, 2*len(it.Raw)+512), rec)
 	if err != nil {
 		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
 	}
+	// The key and the event id header share one allocation; the family
+	// header's bytes are shared by every record (the client does not
+	// modify them).
+	kid := make([]byte, 0, len(out.PartitionKey)+len(env.EventID))
+	kid = append(append(kid, out.PartitionKey...), env.EventID...)
+	n := len(out.PartitionKey)
 	return &kgo.Record{
 		Topic: event.RawTopic(req.Family),
-		Key:   []byte(out.PartitionKey),
+		Key:   kid[:n:n],
 		Value: value,
 		Headers: []kgo.RecordHeader{
-			{Key: event.HeaderFamily, Value: []byte(req.Family)},
-			{Key: event.HeaderEventID, Value: []byte(env.EventID)},
+			{Key: event.HeaderFamily, Value: familyHeader(req.Family)},
+			{Key: event.HeaderEventID, Value: kid[n:]},
 		},
 	}, nil, nil
+}
+
+// familyHeaders holds each family's header value, made once.
+var familyHeaders = func() map[event.Family][]byte {
+	m := make(map[event.Family][]byte, len(event.Families))
+	for _, f := range event.Families {
+		m[f] = []byte(f)
+	}
+	return m
+}()
+
+func familyHeader(f event.Family) []byte {
+	if b, ok := familyHeaders[f]; ok {
+		return b
+	}
+	return []byte(f)
 }
 
 var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")

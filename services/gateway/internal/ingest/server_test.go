@@ -44,6 +44,9 @@ type testGW struct {
 	reg     *prometheus.Registry
 	down    atomic.Bool
 	hold    atomic.Pointer[chan struct{}]
+	// holdBuild: requests wait, holding their processing slot, after their
+	// records are built, until it is closed.
+	holdBuild atomic.Pointer[chan struct{}]
 }
 
 type gwSetup struct {
@@ -122,11 +125,19 @@ func newTestGW(t *testing.T, mutate func(*gwSetup)) *testGW {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.srv.pipe.beforeProduce = func() {
+		if ch := g.holdBuild.Load(); ch != nil {
+			<-*ch
+		}
+	}
 	if err := g.srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if ch := g.hold.Swap(nil); ch != nil {
+			close(*ch)
+		}
+		if ch := g.holdBuild.Swap(nil); ch != nil {
 			close(*ch)
 		}
 		g.down.Store(false)
@@ -136,6 +147,20 @@ func newTestGW(t *testing.T, mutate func(*gwSetup)) *testGW {
 	})
 	g.url = "http://" + g.srv.Addr()
 	return g
+}
+
+// holdProcessing makes requests wait, holding their processing slot, once
+// their records are built, until the returned func runs.
+func (g *testGW) holdProcessing() (release func()) {
+	ch := make(chan struct{})
+	g.holdBuild.Store(&ch)
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			g.holdBuild.Store(nil)
+			close(ch)
+		}
+	}
 }
 
 // holdProduce makes produce requests wait until the returned func runs.
@@ -228,9 +253,9 @@ func (s *stalledBody) Read(p []byte) (int, error) {
 
 func TestOverloadRefusedBeforeTheBodyIsRead(t *testing.T) {
 	g := newTestGW(t, func(s *gwSetup) { s.opts.MaxInflightRequests = 1 })
-	release := g.holdProduce()
+	release := g.holdProcessing()
 	defer release()
-	// The first request takes the only processing slot and waits for acks.
+	// The first request takes the only processing slot and is held in it.
 	first := make(chan gwResp, 1)
 	go func() { first <- g.post("/v1/events/edx", strings.NewReader(edxLines(3, "a")), ndjson()) }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -263,7 +288,7 @@ func TestRequestsWaitBrieflyForASlot(t *testing.T) {
 		s.opts.MaxInflightRequests = 1
 		s.opts.QueueTimeout = 3 * time.Second
 	})
-	release := g.holdProduce()
+	release := g.holdProcessing()
 	defer release()
 	replies := make(chan gwResp, 2)
 	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
@@ -292,7 +317,7 @@ func TestQueueTimeout(t *testing.T) {
 		s.opts.MaxInflightRequests = 1
 		s.opts.QueueTimeout = 100 * time.Millisecond
 	})
-	release := g.holdProduce()
+	release := g.holdProcessing()
 	defer release()
 	first := make(chan gwResp, 1)
 	go func() { first <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
@@ -307,6 +332,30 @@ func TestQueueTimeout(t *testing.T) {
 	release()
 	if f := <-first; f.status != http.StatusOK {
 		t.Fatalf("first: %d", f.status)
+	}
+}
+
+// TestWaitingForAcksHoldsNoSlot: a request whose records are handed to the
+// producer gives its processing slot back while it waits for the acks, so
+// slow acks do not leave the CPU idle; both requests are answered once the
+// acks come.
+func TestWaitingForAcksHoldsNoSlot(t *testing.T) {
+	g := newTestGW(t, func(s *gwSetup) { s.opts.MaxInflightRequests = 1 })
+	release := g.holdProduce()
+	defer release()
+	replies := make(chan gwResp, 2)
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 1 && g.srv.guard.processing.Load() == 0 })
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 2 && g.srv.guard.processing.Load() == 0 })
+	release()
+	for range 2 {
+		if r := <-replies; r.status != http.StatusOK {
+			t.Fatalf("request waiting for acks: %d %s", r.status, r.raw)
+		}
+	}
+	if got := testutil.ToFloat64(g.srv.m.refusedRequests.WithLabelValues(ReasonOverloaded)); got != 0 {
+		t.Fatalf("refused_requests{overloaded} = %v", got)
 	}
 }
 
