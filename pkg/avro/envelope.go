@@ -75,8 +75,9 @@ func EnvelopeFromNative(m map[string]any) event.Envelope {
 	return e
 }
 
-// unionBranch returns the named branch of a decoded union value, or v
-// itself when it is not a union map.
+// unionBranch returns the named branch of a decoded union value (goavro's
+// one-key map), or v itself when it is bare (built by the helpers in
+// native.go, or nil).
 func unionBranch(v any, branch string) any {
 	if m, ok := v.(map[string]any); ok {
 		return m[branch]
@@ -84,7 +85,8 @@ func unionBranch(v any, branch string) any {
 	return v
 }
 
-// UnionString returns the string branch of a decoded nullable union, or "".
+// UnionString returns the string branch of a nullable union value, decoded
+// (a one-key map) or bare (a string), or "".
 func UnionString(v any) string {
 	if m, ok := v.(map[string]any); ok {
 		s, _ := m["string"].(string)
@@ -94,8 +96,8 @@ func UnionString(v any) string {
 	return s
 }
 
-// UnionTime returns the timestamp branch of a decoded nullable union, or
-// the zero time.
+// UnionTime returns the timestamp branch of a nullable union value,
+// decoded (a one-key map) or bare (a time.Time), or the zero time.
 func UnionTime(v any) time.Time {
 	if m, ok := v.(map[string]any); ok {
 		for _, x := range m {

@@ -22,8 +22,11 @@ var ErrNotConfluent = errors.New("avro: value is not in the Confluent wire forma
 type Codec struct {
 	ID     int
 	Schema string
-	codec  *goavro.Codec
-	shape  *node // for JSON rendering
+	codec  *goavro.Codec // compiles and validates the schema; decodes
+	shape  *node         // for JSON rendering
+	// enc encodes (encode.go); nil for the rare schemas it leaves to
+	// goavro (decimal and validated-string logical types).
+	enc *encoder
 }
 
 // NewCodec compiles a schema text. The id is 0 until registered.
@@ -36,24 +39,52 @@ func NewCodec(schema string) (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading schema shape: %w", err)
 	}
-	return &Codec{Schema: schema, codec: c, shape: shape}, nil
+	// goavro has accepted the schema, so it only remains to read it the
+	// way goavro does. Should that ever fail, goavro encodes: slower, but
+	// the same bytes.
+	enc, err := newEncoder(schema)
+	if err != nil {
+		enc = nil
+	}
+	return &Codec{Schema: schema, codec: c, shape: shape, enc: enc}, nil
 }
 
 // Encode appends the Confluent wire format of native (magic byte, 4-byte
-// schema id, Avro binary) to dst.
+// schema id, Avro binary) to dst. native is in goavro's form, and union
+// values may also be bare (see the package doc). A value that does not
+// match the schema is an error worded as goavro words it.
 func (c *Codec) Encode(dst []byte, native any) ([]byte, error) {
 	dst = append(dst, 0, byte(c.ID>>24), byte(c.ID>>16), byte(c.ID>>8), byte(c.ID))
-	out, err := c.codec.BinaryFromNative(dst, native)
+	var out []byte
+	var err error
+	if c.enc != nil {
+		out, err = c.enc.encode(dst, native)
+	} else {
+		out, err = c.codec.BinaryFromNative(dst, native)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// validateBufs holds scratch buffers for Validate, which encodes and
+// throws the bytes away.
+var validateBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // Validate reports whether native conforms to the schema, without keeping
-// the encoding.
+// the encoding: it is nil exactly when Encode would succeed.
 func (c *Codec) Validate(native any) error {
-	_, err := c.codec.BinaryFromNative(nil, native)
+	if c.enc == nil {
+		_, err := c.codec.BinaryFromNative(nil, native)
+		return err
+	}
+	bp := validateBufs.Get().(*[]byte)
+	out, err := c.enc.encode((*bp)[:0], native)
+	if err == nil && cap(out) <= 64<<10 { // do not pin the odd huge buffer
+		*bp = out[:0]
+	}
+	validateBufs.Put(bp)
 	return err
 }
 

@@ -176,7 +176,7 @@ func TestTranscoderRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := c.codec.BinaryFromNative(nil, map[string]any{"x": int64(3), "label": String("hi")})
+	body, err := c.codec.BinaryFromNative(nil, map[string]any{"x": int64(3), "label": map[string]any{"string": "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,19 +94,22 @@ func CrowdFrame(e Env, typ, worker, task, batch string, seq int64, details any) 
 	return m
 }
 
+// The details union holds many records, so a details value names its
+// branch (goavro's one-key form): a bare record would not say which.
+
 // CFContext is the details of a Crowd Frame context message.
 func CFContext(ua, ip string) any {
-	return avro.Record("sluice.crowdframe.Context", map[string]any{"ua": avro.OptString(ua), "ip": avro.OptString(ip)})
+	return map[string]any{"sluice.crowdframe.Context": map[string]any{"ua": avro.OptString(ua), "ip": avro.OptString(ip)}}
 }
 
 // CFMoment is the details of unload, window_focus and window_blur.
 func CFMoment(section string, ts float64) any {
-	return avro.Record("sluice.crowdframe.Moment", map[string]any{"section": avro.OptString(section), "timeStamp": avro.Double(ts)})
+	return map[string]any{"sluice.crowdframe.Moment": map[string]any{"section": avro.OptString(section), "timeStamp": avro.Double(ts)}}
 }
 
 // CFQuery is the details of a query message.
 func CFQuery(section, q string) any {
-	return avro.Record("sluice.crowdframe.Query", map[string]any{"section": avro.OptString(section), "query": avro.OptString(q)})
+	return map[string]any{"sluice.crowdframe.Query": map[string]any{"section": avro.OptString(section), "query": avro.OptString(q)}}
 }
 
 // Weaklayer returns a Weaklayer event of the given type; body is the
