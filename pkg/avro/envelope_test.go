@@ -1,6 +1,7 @@
 package avro
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 	"time"
@@ -122,5 +123,37 @@ func TestUnionHelpers(t *testing.T) {
 	}
 	if got := Strings(nil); got == nil || len(got) != 0 {
 		t.Errorf("Strings(nil) = %#v, want an empty array", got)
+	}
+}
+
+// TestAppendEnvelopeMatchesEncode checks AppendEnvelope byte for byte
+// against the encoder given EnvelopeNative, with every field empty and set.
+func TestAppendEnvelopeMatchesEncode(t *testing.T) {
+	text, err := schemas.Latest("envelope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	for i, e := range []event.Envelope{
+		{EventID: "id", Family: event.EdX, ReceivedAt: at, Endpoint: "/v1/events/edx", PartitionKey: "k", BatchIndex: -1},
+		{EventID: "id", Family: event.EdX, ReceivedAt: at, Endpoint: "/v1/events/edx", PartitionKey: "k", BatchIndex: 7},
+		{EventID: "0190-…-ü", Family: event.CrowdFrame, EventType: "problem_check", ReceivedAt: at,
+			ClientTime: time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), SentTime: at.Add(-time.Second),
+			IP: "2001:db8::1", UserAgent: "Mozilla/5.0", SourceKey: "src", Endpoint: "/event", PartitionKey: "",
+			BatchID: "b-1", BatchIndex: 1 << 20, Quirks: []string{"time_z", "event_json_string"},
+			GatewayVersion: "v1.2.3", Raw: []byte(`{"a":1}`)},
+		{EventID: "x", Family: event.HEC, ReceivedAt: time.Unix(0, 0).UTC(), BatchID: "b", BatchIndex: 0, Raw: []byte{}, Quirks: []string{}},
+	} {
+		want, err := c.enc.encode(nil, EnvelopeNative(&e))
+		if err != nil {
+			t.Fatalf("case %d: encoding the native: %v", i, err)
+		}
+		if got := AppendEnvelope(nil, &e); !bytes.Equal(got, want) {
+			t.Fatalf("case %d: AppendEnvelope\n got %x\nwant %x", i, got, want)
+		}
 	}
 }

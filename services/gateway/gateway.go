@@ -65,6 +65,10 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies" env:"TRUSTED_PROXIES" envSeparator:","`
 	// KeepRaw stores each event's original bytes in its envelope.
 	KeepRaw bool `yaml:"keep_raw" env:"KEEP_RAW"`
+	// FastPath lets adapters that have one (edX) write common events'
+	// records straight from their bytes; off, every event is decoded,
+	// adapted and encoded the general way. The records are the same.
+	FastPath bool `yaml:"fast_path" env:"FAST_PATH"`
 	// ProduceTimeout bounds the wait for the broker's ack before a reply.
 	ProduceTimeout time.Duration `yaml:"produce_timeout" env:"PRODUCE_TIMEOUT"`
 	// RetryAfter is sent with 503 replies.
@@ -220,6 +224,7 @@ func Defaults() Config {
 			MemoryLimit:         192 << 20,
 		},
 		KeepRaw:        true,
+		FastPath:       true,
 		ProduceTimeout: 10 * time.Second,
 		RetryAfter:     5 * time.Second,
 		EdX:            nd.EdX,
@@ -395,7 +400,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			MaxBodyBytes: l.MaxBodyBytes, MaxDecompressedBytes: l.MaxDecompressedBytes, MaxRatio: l.MaxRatio,
 			MaxEvents: l.MaxEvents, MaxEventBytes: l.MaxEventBytes, MaxDepth: l.MaxDepth,
 		},
-		Sources: sources, TrustedProxies: proxies, KeepRaw: cfg.KeepRaw,
+		Sources: sources, TrustedProxies: proxies, KeepRaw: cfg.KeepRaw, NoFastPath: !cfg.FastPath,
 		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
 		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,

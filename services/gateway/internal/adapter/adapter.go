@@ -19,6 +19,27 @@ type Input struct {
 	Meta  Meta
 }
 
+// TopString returns the event's top-level member key when it is a string;
+// ok is false when it is absent, null or of another type. It reads Value,
+// or the raw bytes when the event was not decoded (a fast path took it),
+// so drop rules work on both.
+func (in *Input) TopString(key string) (string, bool) {
+	if in.Value != nil {
+		s, ok := in.Value[key].(string)
+		return s, ok
+	}
+	var buf [24]rawMember
+	ms, ok := rawMembers(in.Raw, buf[:0])
+	if !ok {
+		return "", false
+	}
+	span := rawLookup(ms, key)
+	if len(span) == 0 || span[0] != '"' {
+		return "", false
+	}
+	return fastString(span)
+}
+
 // Meta is what the gateway knows about the request an event came in.
 type Meta struct {
 	ReceivedAt     time.Time

@@ -933,3 +933,39 @@ func TestEdXRawMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestFastValid: fastValid refuses what the decoder refuses that
+// sonic.Valid lets through (control characters, bad escapes), at every
+// position of the eight-byte steps.
+func TestFastValid(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"a":"b"}`, true},
+		{`{"a":"\"\\\/\b\f\n\r\t\u00e9"}`, true},
+		{`{"a":"\x"}`, false},
+		{`{"a":"\u00zz"}`, false},
+		{`{"a":"\u00e"}`, false},
+		{`{"a":"b\`, false},
+		{"{\"a\":\t1}", false},
+		{`{"a":01}`, false},
+		{`{"a":1} x`, false},
+	} {
+		if got := fastValid([]byte(tc.in)); got != tc.want {
+			t.Errorf("fastValid(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	base := []byte(`{"key":"` + strings.Repeat("x", 40) + `"}`)
+	for i := 8; i < 8+40; i++ {
+		b := bytes.Clone(base)
+		b[i] = 0x1f
+		if fastValid(b) {
+			t.Fatalf("control character at %d not found", i)
+		}
+		b[i] = 0x20
+		if !fastValid(b) {
+			t.Fatalf("space at %d refused", i)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pkg/event"
 )
 
 type metrics struct {
@@ -102,4 +104,12 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 		}
 	}
 	return nil
+}
+
+// unknownInc counts an event of a type its adapter does not know (m may be
+// nil: checkFast builds without metrics).
+func (m *metrics) unknownInc(f event.Family) {
+	if m != nil {
+		m.unknown.WithLabelValues(string(f)).Inc()
+	}
 }

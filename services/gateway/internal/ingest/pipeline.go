@@ -30,8 +30,11 @@ import (
 // Avro-validate → produce → per-event result, with every rejection written
 // to the DLQ. It replies only after the broker has acknowledged.
 type Pipeline struct {
-	adapters       map[event.Family]adapter.Adapter
-	codecs         map[event.Family]*avro.Codec
+	adapters map[event.Family]adapter.Adapter
+	codecs   map[event.Family]*avro.Codec
+	// fast holds the families whose adapter's fast path passed checkFast
+	// (fast.go) with the family's schema.
+	fast           map[event.Family]adapter.FastAdapter
 	producer       *kafka.Producer
 	dlq            *pipeline.DLQ
 	version        string
@@ -359,6 +362,10 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 		// read the event as Latin-1 and say so.
 		raw = latin1ToUTF8(raw)
 		it.Quirks = append(it.Quirks, "latin1_event")
+	} else if fa := p.fast[req.Family]; fa != nil && req.Adapt == nil {
+		if rec, took, ign := p.buildFast(fa, codec, req, meta, i, it); took {
+			return rec, ign, nil
+		}
 	}
 	v, rj := decodeObject(raw)
 	if rj != nil {
@@ -374,6 +381,31 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	if rj != nil {
 		return nil, nil, rj
 	}
+	env := p.envelope(req, meta, i, it, out)
+	if p.keepRaw {
+		env.Raw = raw
+	}
+	if out.Unknown {
+		p.m.unknownInc(req.Family)
+		if req.Strict {
+			return nil, nil, event.Reject(event.ReasonUnknownType, "type", "event type %q is not known and the source is strict", out.EventType)
+		}
+	}
+	rec := out.Fields
+	rec["envelope"] = avro.EnvelopeNative(&env)
+	rec["enrichment"] = nil
+	// The record holds the event's fields and, with keep_raw, the event
+	// once more: room for both, so that the buffer rarely grows.
+	value, err := codec.Encode(make([]byte, 0, 2*len(it.Raw)+512), rec)
+	if err != nil {
+		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
+	}
+	return p.record(req, &env, value), nil, nil
+}
+
+// envelope is the envelope of item i of req, which the adapter mapped to
+// out (the event's own bytes are left to the caller).
+func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, out *adapter.Output) event.Envelope {
 	env := event.Envelope{
 		EventID:        out.EventID,
 		Family:         req.Family,
@@ -399,30 +431,18 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 			env.EventID = uuid.Must(uuid.NewV7()).String()
 		}
 	}
-	if p.keepRaw {
-		env.Raw = raw
-	}
-	if out.Unknown {
-		p.m.unknown.WithLabelValues(string(req.Family)).Inc()
-		if req.Strict {
-			return nil, nil, event.Reject(event.ReasonUnknownType, "type", "event type %q is not known and the source is strict", out.EventType)
-		}
-	}
-	rec := out.Fields
-	rec["envelope"] = avro.EnvelopeNative(&env)
-	rec["enrichment"] = nil
-	// The record holds the event's fields and, with keep_raw, the event
-	// once more: room for both, so that the buffer rarely grows.
-	value, err := codec.Encode(make([]byte, 0, 2*len(it.Raw)+512), rec)
-	if err != nil {
-		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
-	}
+	return env
+}
+
+// record is the Kafka record of an event with envelope env and Avro
+// value (Confluent-framed).
+func (p *Pipeline) record(req *Request, env *event.Envelope, value []byte) *kgo.Record {
 	// The key and the event id header share one allocation; the family
 	// header's bytes are shared by every record (the client does not
 	// modify them).
-	kid := make([]byte, 0, len(out.PartitionKey)+len(env.EventID))
-	kid = append(append(kid, out.PartitionKey...), env.EventID...)
-	n := len(out.PartitionKey)
+	kid := make([]byte, 0, len(env.PartitionKey)+len(env.EventID))
+	kid = append(append(kid, env.PartitionKey...), env.EventID...)
+	n := len(env.PartitionKey)
 	return &kgo.Record{
 		Topic: event.RawTopic(req.Family),
 		Key:   kid[:n:n],
@@ -431,7 +451,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 			{Key: event.HeaderFamily, Value: familyHeader(req.Family)},
 			{Key: event.HeaderEventID, Value: kid[n:]},
 		},
-	}, nil, nil
+	}
 }
 
 // familyHeaders holds each family's header value, made once.

@@ -34,6 +34,9 @@ type Options struct {
 	Sources        []Source
 	TrustedProxies []*net.IPNet
 	KeepRaw        bool
+	// NoFastPath turns the adapters' fast paths off (fast.go): every event
+	// is decoded, adapted and encoded the general way.
+	NoFastPath     bool
 	ProduceTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503s.
 	RetryAfter        time.Duration
@@ -117,6 +120,19 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = 1 << 20
 	}
+	fast := map[event.Family]adapter.FastAdapter{}
+	for f, a := range adapters {
+		fa, ok := a.(adapter.FastAdapter)
+		if !ok || opts.NoFastPath {
+			continue
+		}
+		if err := checkFast(fa, codecs[f], fastSamples[f]); err != nil {
+			deps.Log.Warn("the adapter's fast path disagrees with its general path on the schema in the registry; using the general path only",
+				zap.String("family", string(f)), zap.Error(err))
+			continue
+		}
+		fast[f] = fa
+	}
 	var health *brokerHealth
 	if opts.ProbeInterval > 0 && deps.Producer != nil {
 		timeout := opts.ProbeTimeout
@@ -133,7 +149,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		guard:  newGuard(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.QueueTimeout),
 		health: health,
 		pipe: &Pipeline{
-			adapters: adapters, codecs: codecs, producer: deps.Producer, dlq: deps.DLQ,
+			adapters: adapters, codecs: codecs, fast: fast, producer: deps.Producer, dlq: deps.DLQ,
 			version: opts.Version, keepRaw: opts.KeepRaw, produceTimeout: opts.ProduceTimeout,
 			limits: opts.Limits, maxRecordBytes: opts.MaxRecordBytes, health: health, m: m, log: deps.Log,
 		},

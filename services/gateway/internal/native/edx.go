@@ -126,15 +126,15 @@ func newEdXRules(c EdXConfig) edxRules {
 const ruleStaffEventLogs = "staff_event_logs"
 
 // drop applies the staff /event_logs rule to a tracking-log event.
-func (r *edxRules) drop(v map[string]any, staff bool) (string, string) {
+func (r *edxRules) drop(in *adapter.Input, staff bool) (string, string) {
 	if !r.cfg.DropStaffEventLogs {
 		return "", ""
 	}
-	et, _ := v["event_type"].(string)
+	et, _ := in.TopString("event_type")
 	if !strings.HasPrefix(et, r.cfg.StaffDropPrefix) {
 		return "", ""
 	}
-	if u, _ := v["username"].(string); !staff && !r.staff[u] {
+	if u, _ := in.TopString("username"); !staff && !r.staff[u] {
 		return "", ""
 	}
 	return ruleStaffEventLogs, "staff requests to " + r.cfg.StaffDropPrefix + " are not logged"
@@ -143,7 +143,7 @@ func (r *edxRules) drop(v map[string]any, staff bool) (string, string) {
 // dropGeneric is the rule on /v1/events/edx, where only StaffUsernames say
 // who is staff.
 func (r *edxRules) dropGeneric(in *adapter.Input) (string, string) {
-	return r.drop(in.Value, false)
+	return r.drop(in, false)
 }
 
 // session returns the event's session id for the request's session cookie.
@@ -312,7 +312,7 @@ func (n *Native) handleUserTrack(c echo.Context) error {
 	res := n.s.Ingest(ingestCtx(c), &ingest.Request{
 		Family: event.EdX, Endpoint: "/event", SourceKey: src.id, Strict: src.strict,
 		BatchID: bid, Meta: meta, Items: []ingest.Item{it},
-		Drop: func(in *adapter.Input) (string, string) { return n.edx.drop(in.Value, staff) },
+		Drop: func(in *adapter.Input) (string, string) { return n.edx.drop(in, staff) },
 	})
 	if res.Accepted == 1 || len(res.Ignored) == 1 {
 		return c.String(http.StatusOK, "success")

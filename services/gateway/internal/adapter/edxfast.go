@@ -1,0 +1,746 @@
+package adapter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strconv"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/bytedance/sonic"
+
+	"github.com/sluicehq/sluice/pkg/avro"
+)
+
+// The edX fast path.
+//
+// Most tracking-log lines have one shape: a flat object of string members,
+// a context object of strings and a user id, an event that is a JSON
+// string or an object. For those, AdaptFast reads the event's bytes once
+// and writes the Avro fields directly, without decoding the event into maps
+// (sonic's generic decode, ~40 % of the general path), building the record
+// maps and encoding them. Any line it does not fully understand — the
+// envelope shape, context members that belong at the top, values of an
+// unexpected type, duplicate keys, escapes it does not read the way the
+// decoder does, a request that names its user — it leaves to Adapt, which
+// remains the definition of what an edX line maps to. The two are checked
+// against each other on every test event and by FuzzEdXFastMatchesAdapt:
+// whenever AdaptFast takes a line, the record it writes decodes to the
+// record Adapt's output encodes to, and its Output says the same. The
+// gateway also runs that comparison on a sample line when it starts and
+// uses Adapt alone if they disagree (a schema the fast path does not
+// follow).
+
+// FastOutput is the result of AdaptFast: Output without Fields, plus the
+// Avro binary of the family's fields that follow the envelope.
+type FastOutput struct {
+	Output
+	// Body is the Avro binary of every record field after "envelope":
+	// the family's fields and the null "enrichment".
+	Body []byte
+}
+
+// FastAdapter is an Adapter that can also write the Avro record body of
+// common events directly. The record must start with the envelope.
+type FastAdapter interface {
+	Adapter
+	// AdaptFast maps in.Raw (in.Value is nil), appending the body to dst.
+	// ok is false when the event needs the general path (Adapt), which
+	// also produces any rejection; nothing is then promised about dst.
+	AdaptFast(in *Input, dst []byte) (out FastOutput, ok bool)
+}
+
+// fastMember is one member of an object in the raw event.
+type fastMember struct {
+	key   string
+	value []byte
+}
+
+// fastString decodes the JSON string literal span (quotes included). ok is
+// false for what the fast path leaves to the decoder: escapes of surrogate
+// code points (the decoder's handling of unpaired ones is its own) and
+// anything malformed.
+//
+// A string without escapes is not copied: it shares the event's bytes
+// (rawString). Everything AdaptFast returns is encoded or copied by the
+// gateway before the request's buffer is reused, which
+// TestBuildKeepsNothingOfTheRequestBuffer checks; do not keep such a
+// string beyond the call.
+func fastString(span []byte) (string, bool) {
+	if len(span) < 2 || span[0] != '"' || span[len(span)-1] != '"' {
+		return "", false
+	}
+	body := span[1 : len(span)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return rawString(body), true
+	}
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(body) {
+			return "", false
+		}
+		switch body[i] {
+		case '"', '\\', '/':
+			out = append(out, body[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+4 >= len(body) {
+				return "", false
+			}
+			v, err := strconv.ParseUint(string(body[i+1:i+5]), 16, 32)
+			if err != nil || utf16.IsSurrogate(rune(v)) {
+				return "", false
+			}
+			out = utf8.AppendRune(out, rune(v))
+			i += 4
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
+}
+
+// fastMembers lists the members of the object span, or ok false when it
+// is not an object or has a key with escapes or a duplicate key (the
+// decoder keeps the last of duplicates; the general path does the same).
+func fastMembers(span []byte, dst []fastMember) ([]fastMember, bool) {
+	var raw [24]rawMember
+	ms, ok := rawMembers(span, raw[:0])
+	if !ok {
+		return nil, false
+	}
+	for i := range ms {
+		if ms[i].Escaped {
+			return nil, false
+		}
+		k := rawString(ms[i].Key)
+		for j := range dst {
+			if dst[j].key == k {
+				return nil, false
+			}
+		}
+		dst = append(dst, fastMember{key: k, value: ms[i].Value})
+	}
+	return dst, true
+}
+
+// fastScalar classifies a member value: 's' string, 'n' null, 'o' object,
+// 'a' array, 'd' number, 'b' boolean.
+func fastScalar(v []byte) byte {
+	switch v[0] {
+	case '"':
+		return 's'
+	case 'n':
+		return 'n'
+	case '{':
+		return 'o'
+	case '[':
+		return 'a'
+	case 't', 'f':
+		return 'b'
+	}
+	return 'd'
+}
+
+// fastJSONOf is edxJSONOf for a raw member value: the JSON text an extra
+// member is kept as.
+func fastJSONOf(v []byte) (string, bool) {
+	switch fastScalar(v) {
+	case 's':
+		s, ok := fastString(v)
+		if !ok {
+			return "", false
+		}
+		t, err := jsonText(s)
+		return t, err == nil
+	case 'o', 'a':
+		return compactJSON(v)
+	}
+	return string(v), true // number, boolean, null: their literal
+}
+
+// fastOptString reads a member that must be a string or null: set is false
+// for null; ok is false for another type.
+func fastOptString(v []byte) (s string, set, ok bool) {
+	switch fastScalar(v) {
+	case 'n':
+		return "", false, true
+	case 's':
+		s, ok = fastString(v)
+		return s, ok, ok
+	}
+	return "", false, false
+}
+
+// edxFastTop is the index in edxTopFields of a top-level key, or -1.
+func edxFastTop(k string) int { return edxTopIndex(k) }
+
+// AdaptFast implements FastAdapter; see the comment at the top of the file.
+func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
+	var fo FastOutput
+	if in.Meta.Username != "" || !fastValid(in.Raw) {
+		return fo, false
+	}
+	var topBuf [24]fastMember
+	top, ok := fastMembers(in.Raw, topBuf[:0])
+	if !ok {
+		return fo, false
+	}
+	r := &edxRun{in: in, quirks: make([]string, 0, 4)}
+	var (
+		timeV, eventV, ctxV   []byte
+		hasTime, hasEvent     bool
+		hasTimestamp, hasData bool
+		extras                [8]fastMember
+		nExtra                int
+		eventID               string
+	)
+	for _, m := range top {
+		switch m.key {
+		case "time":
+			timeV, hasTime = m.value, true
+			continue
+		case "event":
+			eventV, hasEvent = m.value, true
+			continue
+		case "context":
+			ctxV = m.value
+			continue
+		case "timestamp":
+			hasTimestamp = true
+		case "data":
+			hasData = true
+		}
+		if i := edxFastTop(m.key); i >= 0 {
+			s, set, ok := fastOptString(m.value)
+			if !ok {
+				return fo, false
+			}
+			r.val[i], r.set[i] = s, set
+			continue
+		}
+		if m.key == "event_id" && fastScalar(m.value) == 's' {
+			if eventID, ok = fastString(m.value); !ok {
+				return fo, false
+			}
+		}
+		if nExtra == len(extras) {
+			return fo, false
+		}
+		extras[nExtra] = m
+		nExtra++
+	}
+	if !hasTime && !hasEvent && (hasTimestamp || hasData) {
+		return fo, false // the envelope shape
+	}
+	if !r.set[edxEventType] && !hasKey(top, "event_type") && !hasKey(top, "name") && !hasTime && !hasTimestamp {
+		return fo, false // rejected by Adapt
+	}
+
+	// context (its quirks come first, as in Adapt).
+	var ctxBody []byte
+	ctxNull := true
+	if ctxV != nil && fastScalar(ctxV) != 'n' {
+		if fastScalar(ctxV) != 'o' {
+			return fo, false
+		}
+		var ok bool
+		ctxBody, ok = r.fastContext(ctxV, dst[len(dst):], top)
+		if !ok {
+			return fo, false
+		}
+		ctxNull = false
+	}
+
+	if r.set[edxUsername] && r.val[edxUsername] == "" {
+		r.quirk("username_empty")
+	}
+	if r.set[edxAgent] {
+		if fixed, ok := edxRepairMojibake(r.val[edxAgent]); ok {
+			r.val[edxAgent] = fixed
+			r.quirk("agent_mojibake")
+		}
+	}
+
+	// event.
+	var kind, evRaw, evJSON string
+	var rawSet, jsonSet bool
+	switch {
+	case !hasEvent:
+		kind = "absent"
+		r.quirk("event_absent")
+	case fastScalar(eventV) == 'n':
+		kind = "null"
+		r.quirk("event_null")
+	case fastScalar(eventV) == 'o' || fastScalar(eventV) == 'a':
+		kind = "object"
+		if eventV[0] == '[' {
+			kind = "list"
+			r.quirk("event_list")
+		}
+		evRaw, rawSet = string(eventV), true
+		if !hasInsignificantSpace(eventV) {
+			evJSON, jsonSet = evRaw, true
+		} else if s, ok := compactJSON(eventV); ok {
+			evJSON, jsonSet = s, true
+		} else {
+			return fo, false
+		}
+	case fastScalar(eventV) == 's':
+		s, ok := fastString(eventV)
+		if !ok {
+			return fo, false
+		}
+		evRaw, rawSet = s, true
+		kind, evJSON = r.classifyString(s, true)
+		jsonSet = evJSON != ""
+	default:
+		return fo, false
+	}
+
+	// time.
+	out := &fo.Output
+	var timeRaw string
+	var t time.Time
+	switch {
+	case !hasTime || fastScalar(timeV) == 'n':
+		r.quirk("time_absent")
+	case fastScalar(timeV) == 's':
+		var ok bool
+		if timeRaw, ok = fastString(timeV); !ok {
+			return fo, false
+		}
+		pt, form, ok := parseTime(timeRaw)
+		if ok {
+			t = pt
+			out.ClientTime = pt
+			r.timeQuirks(form)
+		} else {
+			r.quirk("time_unparseable")
+		}
+	default:
+		return fo, false
+	}
+
+	// Envelope values, as Adapt computes them.
+	out.EventType = r.val[edxEventType]
+	if r.set[edxName] && r.val[edxName] != "" {
+		out.EventType = r.val[edxName]
+	}
+	out.EventID = eventID
+	switch {
+	case r.val[edxUsername] != "":
+		out.PartitionKey = r.val[edxUsername]
+	case r.val[edxSession] != "":
+		out.PartitionKey = r.val[edxSession]
+	case r.uid != "":
+		out.PartitionKey = r.uid
+	case r.val[edxIP] != "":
+		out.PartitionKey = r.val[edxIP]
+	default:
+		out.PartitionKey = "anonymous"
+	}
+	out.Unknown = out.EventType != "" && !edxKnownType(r.val[edxEventType]) && !edxKnownType(r.val[edxName])
+	if out.Unknown && in.Meta.Strict {
+		return fo, false // rejected by Adapt
+	}
+	out.Quirks = r.quirks
+
+	// The body, in the schema's field order (schemas/edx): username,
+	// event_type, name, event_source, event_kind, event_raw, event_json,
+	// time_raw, time, context, ip, agent, host, referer, accept_language,
+	// page, session, extra, enrichment. The context was written into the
+	// spare capacity of dst; it is copied into place after the fields
+	// before it.
+	ctxCopy := ctxBody
+	if len(ctxBody) > 0 {
+		ctxCopy = append(make([]byte, 0, len(ctxBody)), ctxBody...)
+	}
+	b := dst
+	for _, i := range [...]int{edxUsername, edxEventType, edxName, edxEventSource} {
+		b = fastOpt(b, r.val[i], r.set[i])
+	}
+	b = avro.AppendString(b, kind)
+	b = fastOpt(b, evRaw, rawSet)
+	b = fastOpt(b, evJSON, jsonSet)
+	b = avro.AppendString(b, timeRaw)
+	b = avro.AppendOptTimeMicros(b, t)
+	if ctxNull {
+		b = avro.AppendNull(b)
+	} else {
+		b = append(b, 2) // branch 1: the Context record
+		b = append(b, ctxCopy...)
+	}
+	for _, i := range [...]int{edxIP, edxAgent, edxHost, edxReferer, edxAcceptLanguage, edxPage, edxSession} {
+		b = fastOpt(b, r.val[i], r.set[i])
+	}
+	var ok2 bool
+	if b, ok2 = appendExtras(b, extras[:nExtra]); !ok2 {
+		return fo, false
+	}
+	b = avro.AppendNull(b) // enrichment
+	fo.Body = b
+	return fo, true
+}
+
+func hasKey(ms []fastMember, k string) bool {
+	for i := range ms {
+		if ms[i].key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// fastOpt writes a ["null", "string"] union: the string branch when set,
+// even for "".
+func fastOpt(b []byte, s string, set bool) []byte {
+	if !set {
+		return avro.AppendNull(b)
+	}
+	return avro.AppendUnionString(b, s)
+}
+
+// appendExtras writes a map<string> of extra members as JSON text.
+func appendExtras(b []byte, ms []fastMember) ([]byte, bool) {
+	if len(ms) > 0 {
+		b = avro.AppendLong(b, int64(len(ms)))
+		for _, m := range ms {
+			js, ok := fastJSONOf(m.value)
+			if !ok {
+				return nil, false
+			}
+			b = avro.AppendString(avro.AppendString(b, m.key), js)
+		}
+	}
+	return append(b, 0), true
+}
+
+// fastContext writes the Context record body of the context object span,
+// recording its quirks in r as Adapt's context does. top is the event's
+// top-level members, whose strings are in r already: context members that
+// belong at the top (older lines keep username, ip, agent, ... in context)
+// fill the top-level fields the line lacks, as in Adapt.
+func (r *edxRun) fastContext(span []byte, b []byte, top []fastMember) ([]byte, bool) {
+	var buf [24]fastMember
+	ms, ok := fastMembers(span, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	var (
+		str                  [len(edxContextStrings)]string
+		strSet               [len(edxContextStrings)]bool
+		userID, tags, module []byte
+		jsonV                [len(edxContextJSON)][]byte
+		receivedAt           []byte
+		extras               [16]fastMember
+		nExtra               int
+		topInCtx             [len(edxContextTopFields)]fastMember
+		nTopInCtx            int
+	)
+members:
+	for _, m := range ms {
+		for i, k := range edxContextStrings {
+			if m.key == k {
+				s, set, ok := fastOptString(m.value)
+				if !ok {
+					return nil, false
+				}
+				str[i], strSet[i] = s, set
+				continue members
+			}
+		}
+		for i, k := range edxContextJSON {
+			if m.key == k {
+				jsonV[i] = m.value
+				continue members
+			}
+		}
+		switch m.key {
+		case "user_id":
+			userID = m.value
+			continue
+		case "course_user_tags":
+			tags = m.value
+			continue
+		case "module":
+			module = m.value
+			continue
+		case "received_at":
+			receivedAt = m.value
+			continue
+		}
+		if edxIsContextTopField(m.key) {
+			topInCtx[nTopInCtx] = m
+			nTopInCtx++
+			continue
+		}
+		if nExtra == len(extras) {
+			return nil, false
+		}
+		extras[nExtra] = m
+		nExtra++
+	}
+
+	// user_id: int → long; "" → null; other strings kept as given.
+	var uidKind byte // 0 null, 1 long, 2 string
+	var uidLong int64
+	var uidStr string
+	if userID != nil {
+		switch fastScalar(userID) {
+		case 'n':
+		case 's':
+			s, ok := fastString(userID)
+			if !ok {
+				return nil, false
+			}
+			if s == "" {
+				r.quirk("user_id_empty")
+			} else {
+				uidKind, uidStr = 2, s
+				r.uid = s
+				r.quirk("user_id_string")
+			}
+		case 'd':
+			n, err := strconv.ParseInt(string(userID), 10, 64)
+			if err != nil {
+				return nil, false // a fraction, an exponent, out of range: Adapt decides
+			}
+			uidKind, uidLong = 1, n
+			r.uid = strconv.FormatInt(n, 10)
+		default:
+			return nil, false
+		}
+	}
+
+	// received_at.
+	var raSet bool
+	var raRaw string
+	var raTime time.Time
+	if receivedAt != nil {
+		s, set, ok := fastOptString(receivedAt)
+		if !ok {
+			return nil, false
+		}
+		if set {
+			raSet, raRaw = true, s
+			if t, _, ok := parseTime(s); ok {
+				raTime = t
+			} else {
+				r.quirk("received_at_unparseable")
+			}
+		}
+	}
+
+	// Top-level fields kept in context: moved up when the top lacks them,
+	// dropped when equal, kept in extra when different.
+	for _, m := range topInCtx[:nTopInCtx] {
+		s, isSet, ok := fastOptString(m.value)
+		if !ok {
+			return nil, false
+		}
+		i := edxTopIndex(m.key)
+		if !hasKey(top, m.key) {
+			r.val[i], r.set[i] = s, isSet
+			continue
+		}
+		if isSet && r.set[i] && r.val[i] == s || !isSet && !r.set[i] {
+			continue
+		}
+		if nExtra == len(extras) {
+			return nil, false
+		}
+		extras[nExtra] = m
+		nExtra++
+	}
+	if nTopInCtx > 0 {
+		r.quirk("context_fields_at_top")
+	}
+
+	// Context fields in the schema's order: course_id, org_id, user_id,
+	// path, course_user_tags, module, asides, application, client,
+	// received_at_raw, received_at, enterprise_uuid, component, label,
+	// open_in_browser_url, command, extra.
+	b = fastOpt(b, str[0], strSet[0]) // course_id
+	b = fastOpt(b, str[1], strSet[1]) // org_id
+	switch uidKind {
+	case 0:
+		b = avro.AppendNull(b)
+	case 1:
+		b = avro.AppendLong(append(b, 2), uidLong)
+	case 2:
+		b = avro.AppendString(append(b, 4), uidStr)
+	}
+	b = fastOpt(b, str[2], strSet[2]) // path
+	if b, ok = fastTags(b, tags); !ok {
+		return nil, false
+	}
+	if b, ok = fastModule(b, module); !ok {
+		return nil, false
+	}
+	for _, v := range jsonV {
+		if v == nil || fastScalar(v) == 'n' {
+			b = avro.AppendNull(b)
+			continue
+		}
+		js, ok := fastJSONOf(v)
+		if !ok {
+			return nil, false
+		}
+		b = avro.AppendUnionString(b, js)
+	}
+	b = fastOpt(b, raRaw, raSet)
+	b = avro.AppendOptTimeMicros(b, raTime)
+	for i := 3; i < len(edxContextStrings); i++ { // enterprise_uuid ... command
+		b = fastOpt(b, str[i], strSet[i])
+	}
+	return appendExtras(b, extras[:nExtra])
+}
+
+// fastTags writes course_user_tags: null, or a map of strings.
+func fastTags(b []byte, v []byte) ([]byte, bool) {
+	if v == nil || fastScalar(v) == 'n' {
+		return avro.AppendNull(b), true
+	}
+	if fastScalar(v) != 'o' {
+		return nil, false
+	}
+	var buf [16]fastMember
+	ms, ok := fastMembers(v, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	b = append(b, 2) // branch 1: the map
+	if len(ms) > 0 {
+		b = avro.AppendLong(b, int64(len(ms)))
+		for _, m := range ms {
+			if fastScalar(m.value) != 's' {
+				return nil, false
+			}
+			s, ok := fastString(m.value)
+			if !ok {
+				return nil, false
+			}
+			b = avro.AppendString(avro.AppendString(b, m.key), s)
+		}
+	}
+	return append(b, 0), true
+}
+
+// fastModule writes module: null, or the Module record (usage_key,
+// display_name, original_usage_key, original_usage_version, extra). Extra
+// members that are objects or arrays are left to Adapt (it keeps them as
+// re-marshalled JSON).
+func fastModule(b []byte, v []byte) ([]byte, bool) {
+	if v == nil || fastScalar(v) == 'n' {
+		return avro.AppendNull(b), true
+	}
+	if fastScalar(v) != 'o' {
+		return nil, false
+	}
+	var buf [16]fastMember
+	ms, ok := fastMembers(v, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	names := [...]string{"usage_key", "display_name", "original_usage_key", "original_usage_version"}
+	var val [len(names)]string
+	var set [len(names)]bool
+	var extras [8]fastMember
+	n := 0
+members:
+	for _, m := range ms {
+		for i, k := range names {
+			if m.key == k {
+				s, isSet, ok := fastOptString(m.value)
+				if !ok {
+					return nil, false
+				}
+				val[i], set[i] = s, isSet
+				continue members
+			}
+		}
+		if c := fastScalar(m.value); c == 'o' || c == 'a' || n == len(extras) {
+			return nil, false
+		}
+		extras[n] = m
+		n++
+	}
+	b = append(b, 2) // branch 1: the Module record
+	for i := range names {
+		b = fastOpt(b, val[i], set[i])
+	}
+	return appendExtras(b, extras[:n])
+}
+
+// fastValid reports whether raw is JSON the decoder takes: valid grammar
+// (sonic.Valid), valid escapes in every string and no control characters
+// (sonic.Valid checks neither; the decoder refuses both). raw is valid
+// UTF-8: the gateway checks that first. A tab or CR between tokens is
+// valid JSON, but rare enough to leave to the decoder too.
+func fastValid(raw []byte) bool {
+	// Control characters, eight bytes at a time: a byte below 0x20 is one
+	// that borrows when 0x20 is subtracted from it, with its top bit clear.
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		w := binary.LittleEndian.Uint64(raw[i:])
+		if (w-0x2020202020202020)&^w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(raw); i++ {
+		if raw[i] < 0x20 {
+			return false
+		}
+	}
+	// Escapes: outside strings a backslash is a grammar error sonic.Valid
+	// reports, so every one found here starts an escape.
+	for i = 0; ; {
+		j := bytes.IndexByte(raw[i:], '\\')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+1 >= len(raw) {
+			return false
+		}
+		switch raw[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if i+5 >= len(raw) || !edxIsHex(raw[i+2]) || !edxIsHex(raw[i+3]) || !edxIsHex(raw[i+4]) || !edxIsHex(raw[i+5]) {
+				return false
+			}
+			i += 6
+		default:
+			return false
+		}
+	}
+	return sonic.Valid(raw)
+}
+
+// rawString is b as a string without a copy: it shares b's bytes, which
+// must not change while the string is in use.
+func rawString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}

@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/pkg/event"
+	"github.com/sluicehq/sluice/services/gateway/internal/adapter"
+)
+
+// edxTestLines returns every edX test line: the adapter's test events
+// (testdata/edx, real lines from edX repositories and their EAP logs) and
+// the benchmark's 400 real lines.
+func edxTestLines(tb testing.TB) [][]byte {
+	tb.Helper()
+	var files []string
+	for _, pat := range []string{"../adapter/testdata/edx/*", "../adapter/testdata/edx/*/*", "../../../standalone/tools/sluice-bench/testdata/edx.ndjson"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	var lines [][]byte
+	for _, f := range files {
+		if st, err := os.Stat(f); err != nil || st.IsDir() || strings.HasSuffix(f, ".md") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if bytes.HasSuffix([]byte(f), []byte(".json")) && bytes.Count(bytes.TrimSpace(data), []byte("\n")) > 0 && data[0] == '{' {
+			// a pretty-printed single event
+			var buf bytes.Buffer
+			for _, l := range bytes.Split(data, []byte("\n")) {
+				buf.Write(bytes.TrimSpace(l))
+			}
+			lines = append(lines, buf.Bytes())
+			continue
+		}
+		for _, l := range bytes.Split(data, []byte("\n")) {
+			if l = bytes.TrimSpace(l); len(l) > 0 && l[0] == '{' {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if len(lines) < 400 {
+		tb.Fatalf("only %d edX test lines", len(lines))
+	}
+	return lines
+}
+
+// compareFast builds raw with the edX fast path and the general path and
+// fails when the fast path took it and the two records differ. It returns
+// whether the fast path took it.
+func compareFast(t testing.TB, p *Pipeline, raw []byte, meta adapter.Meta, drop DropFunc) bool {
+	fa := p.adapters[event.EdX].(adapter.FastAdapter)
+	codec := p.codecs[event.EdX]
+	req := &Request{Family: event.EdX, Endpoint: "/v1/events/edx", SourceKey: "src", BatchID: "b", Drop: drop}
+	fast, took, fign := p.buildFast(fa, codec, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
+	if !took {
+		return false
+	}
+	slow, sign, rj := p.build(codec, fa.Adapt, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
+	if rj != nil {
+		t.Fatalf("the fast path took an event the general path rejects (%s: %s):\n%s", rj.Code, rj.Message, raw)
+	}
+	if (fign == nil) != (sign == nil) || fign != nil && *fign != *sign {
+		t.Fatalf("drop rules differ: fast %v, general %v:\n%s", fign, sign, raw)
+	}
+	if fign != nil {
+		return true
+	}
+	if err := sameRecord(codec, fast, slow); err != nil {
+		t.Fatalf("%v\nevent: %s", err, raw)
+	}
+	return true
+}
+
+// TestEdXFastPathMatchesTheGeneralPath: on every edX test line, whenever
+// the fast path takes the line its record is the one the general path
+// builds, and it takes most real lines.
+func TestEdXFastPathMatchesTheGeneralPath(t *testing.T) {
+	p := newTestPipeline(t)
+	lines := edxTestLines(t)
+	meta := adapter.Meta{ReceivedAt: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC), IP: "192.0.2.7", UserAgent: "ua"}
+	dropLogs := func(in *adapter.Input) (string, string) {
+		if et, _ := in.TopString("event_type"); strings.HasPrefix(et, "/event_logs") {
+			return "staff", "dropped"
+		}
+		return "", ""
+	}
+	took := 0
+	for _, l := range lines {
+		if compareFast(t, p, l, meta, dropLogs) {
+			took++
+		}
+		strict := meta
+		strict.Strict = true
+		compareFast(t, p, l, strict, nil)
+	}
+	t.Logf("the fast path took %d of %d lines", took, len(lines))
+	if took < len(lines)*3/4 {
+		t.Fatalf("the fast path took only %d of %d lines", took, len(lines))
+	}
+	// The server enables it: the samples pass checkFast with the schema.
+	if err := checkFast(p.adapters[event.EdX].(adapter.FastAdapter), p.codecs[event.EdX], fastSamples[event.EdX]); err != nil {
+		t.Fatalf("checkFast: %v", err)
+	}
+}
+
+// FuzzEdXFastMatchesGeneral: for any input the fast path takes, the
+// general path builds the same record (and does not reject it).
+func FuzzEdXFastMatchesGeneral(f *testing.F) {
+	for _, l := range edxTestLines(f) {
+		f.Add(l)
+	}
+	for _, s := range fastSamples[event.EdX] {
+		f.Add([]byte(s))
+	}
+	p := newTestPipeline(f)
+	meta := adapter.Meta{ReceivedAt: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 64<<10 {
+			return
+		}
+		compareFast(t, p, raw, meta, nil)
+	})
+}
+
+// TestServerUsesTheEdXFastPath: the server turns the edX fast path on with
+// the schema in the registry, and NoFastPath turns it off.
+func TestServerUsesTheEdXFastPath(t *testing.T) {
+	if g := newTestGW(t, nil); g.srv.pipe.fast[event.EdX] == nil {
+		t.Fatal("the edX fast path is off: checkFast failed with the registry's schema")
+	}
+	if g := newTestGW(t, func(s *gwSetup) { s.opts.NoFastPath = true }); len(g.srv.pipe.fast) != 0 {
+		t.Fatal("NoFastPath left a fast path on")
+	}
+}
