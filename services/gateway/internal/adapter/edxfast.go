@@ -46,7 +46,9 @@ type FastOutput struct {
 // common events directly. The record must start with the envelope.
 type FastAdapter interface {
 	Adapter
-	// AdaptFast maps in.Raw (in.Value is nil), appending the body to dst.
+	// AdaptFast maps in.Raw (in.Value is nil; in.Raw is valid UTF-8: the
+	// gateway reads other events as Latin-1 the general way), appending
+	// the body to dst.
 	// ok is false when the event needs the general path (Adapt), which
 	// also produces any rejection; nothing is then promised about dst.
 	AdaptFast(in *Input, dst []byte) (out FastOutput, ok bool)
