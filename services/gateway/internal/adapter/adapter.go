@@ -4,6 +4,7 @@
 package adapter
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/sluicehq/sluice/pkg/event"
@@ -17,6 +18,9 @@ type Input struct {
 	// Value is Raw decoded as a JSON object; numbers are json.Number.
 	Value map[string]any
 	Meta  Meta
+	// fastTop holds the top-level members a fast path found (Value is
+	// then nil), for TopString.
+	fastTop []fastMember
 }
 
 // TopString returns the event's top-level member key when it is a string;
@@ -28,16 +32,32 @@ func (in *Input) TopString(key string) (string, bool) {
 		s, ok := in.Value[key].(string)
 		return s, ok
 	}
-	var buf [24]rawMember
-	ms, ok := rawMembers(in.Raw, buf[:0])
-	if !ok {
-		return "", false
+	var span []byte
+	if in.fastTop != nil {
+		for i := range in.fastTop {
+			if in.fastTop[i].key == key {
+				span = in.fastTop[i].value
+			}
+		}
+	} else {
+		var buf [24]rawMember
+		ms, ok := rawMembers(in.Raw, buf[:0])
+		if !ok {
+			return "", false
+		}
+		span = rawLookup(ms, key)
 	}
-	span := rawLookup(ms, key)
 	if len(span) == 0 || span[0] != '"' {
 		return "", false
 	}
-	return fastString(span)
+	if s, ok := fastString(span); ok {
+		return s, true
+	}
+	var s string // escapes fastString leaves to the decoder
+	if json.Unmarshal(span, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // Meta is what the gateway knows about the request an event came in.

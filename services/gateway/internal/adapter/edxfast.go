@@ -191,6 +191,13 @@ func fastOptString(v []byte) (s string, set, ok bool) {
 	return "", false, false
 }
 
+// edxFastRun is an edxRun with room for what AdaptFast finds.
+type edxFastRun struct {
+	edxRun
+	top    [24]fastMember
+	quirks [6]string
+}
+
 // edxFastTop is the index in edxTopFields of a top-level key, or -1.
 func edxFastTop(k string) int { return edxTopIndex(k) }
 
@@ -200,12 +207,16 @@ func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
 	if in.Meta.Username != "" || !fastValid(in.Raw) {
 		return fo, false
 	}
-	var topBuf [24]fastMember
-	top, ok := fastMembers(in.Raw, topBuf[:0])
+	// One allocation holds the run, the top-level members (which
+	// Input.TopString reads afterwards, for drop rules) and the quirks.
+	fr := &edxFastRun{}
+	top, ok := fastMembers(in.Raw, fr.top[:0])
 	if !ok {
 		return fo, false
 	}
-	r := &edxRun{in: in, quirks: make([]string, 0, 4)}
+	in.fastTop = top
+	fr.edxRun = edxRun{in: in, quirks: fr.quirks[:0]}
+	r := &fr.edxRun
 	var (
 		timeV, eventV, ctxV   []byte
 		hasTime, hasEvent     bool

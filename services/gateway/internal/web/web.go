@@ -203,13 +203,18 @@ type ring struct {
 	full  bool
 }
 
-// add keeps the last events of a request's batch (as many as the ring
-// holds), each as a copy of at most maxRecentBytes; whether a copy is JSON
-// the feed can embed is checked when the feed is read (list), not on the
-// ingest path.
+// recentPerBatch is the most events of one request the feed keeps: it
+// shows what arrives, not every event of a large batch, and each event
+// kept is a copy made on the ingest path.
+const recentPerBatch = 8
+
+// add keeps the last events of a request's batch (at most recentPerBatch
+// and as many as the ring holds), each as a copy of at most
+// maxRecentBytes; whether a copy is JSON the feed can embed is checked when
+// the feed is read (list), not on the ingest path.
 func (r *ring) add(batch []ingest.Accepted) {
-	if len(batch) > len(r.items) {
-		batch = batch[len(batch)-len(r.items):]
+	if n := min(len(r.items), recentPerBatch); len(batch) > n {
+		batch = batch[len(batch)-n:]
 	}
 	for i := range batch {
 		r.put(&batch[i])
