@@ -131,6 +131,12 @@ type Backpressure struct {
 	// (InflightRequests). A request gives its slot back while it waits for
 	// the brokers' acks.
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
+	// MaxAwaitingAcks bounds the requests whose records are handed to the
+	// producer and that wait for the brokers' acks; 0 means
+	// 8 x GOMAXPROCS (AwaitingAcks). A request that finds them all taken
+	// waits, holding its processing slot, so that slow acks push back on
+	// new requests.
+	MaxAwaitingAcks int `yaml:"max_awaiting_acks" env:"MAX_AWAITING_ACKS"`
 	// QueueTimeout is how long a request whose body is in may wait for a
 	// processing slot (behind at most a quarter as many others as there are
 	// slots) before it is refused; 0: refused at once.
@@ -176,6 +182,16 @@ func (b Backpressure) InflightRequests() int {
 		return b.MaxInflightRequests
 	}
 	return 4 * runtime.GOMAXPROCS(0)
+}
+
+// AwaitingAcks is the bound on requests waiting for acks that b sets:
+// MaxAwaitingAcks, or 8 per core when it is 0 (acks take longer than the
+// CPU work, so more requests wait for them than are processed).
+func (b Backpressure) AwaitingAcks() int {
+	if b.MaxAwaitingAcks > 0 {
+		return b.MaxAwaitingAcks
+	}
+	return 8 * runtime.GOMAXPROCS(0)
 }
 
 // recordOverhead is room for a record's envelope, key and headers next to
@@ -279,6 +295,9 @@ func (c Config) Validate() error {
 		p.Addf("limits.max_connections: must be 0 (unbounded) or positive")
 	}
 	b := c.Backpressure
+	if b.MaxAwaitingAcks < 0 {
+		p.Addf("backpressure.max_awaiting_acks: must be 0 (8 per core) or positive")
+	}
 	if b.MaxInflightRequests < 0 {
 		p.Addf("backpressure.max_inflight_requests: must be 0 (4 per core) or positive")
 	}
@@ -404,7 +423,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
 		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,
-		MaxInflightRequests: cfg.Backpressure.InflightRequests(), QueueTimeout: cfg.Backpressure.QueueTimeout, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
+		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxAwaitingAcks: cfg.Backpressure.AwaitingAcks(), QueueTimeout: cfg.Backpressure.QueueTimeout, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
 		MaxRecordBytes: int(cfg.Kafka.MaxMessageBytes), ProbeInterval: cfg.Backpressure.ProbeInterval,
 		ProbeTimeout: cfg.Backpressure.ProbeTimeout, CircuitFailures: cfg.Backpressure.CircuitFailures,
 	}, ingest.Deps{Log: deps.Log, Metrics: deps.Metrics, Serde: deps.Serde, Producer: producer, DLQ: dlq})

@@ -26,14 +26,19 @@ import (
 //     only once the body is in, so that clients that send their bodies
 //     slowly hold none, and given back once the records are handed to the
 //     producer: a request waiting for the brokers' acks uses no CPU, and
-//     holding the slot then would leave the CPU idle while acks are slow
-//     (what such requests hold is bounded by the in-flight bytes and the
-//     producer's buffer). A request that finds every slot taken waits for one,
+//     holding the slot then would leave the CPU idle while acks are slow.
+//     A request that finds every slot taken waits for one,
 //     at most Options.QueueTimeout and behind at most a quarter as many
 //     others as there are slots (a short queue absorbs bursts; under
 //     sustained overload every place in it adds a request's worth of
 //     latency); past either it is refused. A request arriving while the
 //     slots and the queue are full is refused before its body is read.
+//   - Requests waiting for acks (Options.MaxAwaitingAcks): a request whose
+//     records are built takes an ack slot before it gives its processing
+//     slot back, waiting for one while it holds the processing slot. When
+//     Kafka acks more slowly than the CPU builds, the ack slots fill, then
+//     the processing slots, and new requests are refused: what is in
+//     flight, and so the latency of what is accepted, stays bounded.
 //   - Kafka unavailable (health.go): while the circuit is open, requests are
 //     refused before their body is read.
 //   - Shutting down: requests that arrive after SIGTERM on a connection that
@@ -73,6 +78,7 @@ type guard struct {
 	maxRequests  int64
 	maxBytes     int64
 	slots        chan struct{} // one per processing slot; nil: unbounded
+	acks         chan struct{} // one per request waiting for acks; nil: unbounded
 	queueLen     int64         // most requests waiting for a slot
 	queueTimeout time.Duration
 	waiting      atomic.Int64 // requests waiting for a slot
@@ -97,6 +103,7 @@ type admission struct {
 	// a later part of it (an archive ingested in chunks) waits for a slot
 	// rather than being refused halfway.
 	hadSlot bool
+	ackSlot bool // holds an ack slot
 	// rate is the request's source-key rate-limit state, set by
 	// authenticate (ratelimit.go).
 	rate *rateAdmission
@@ -122,13 +129,40 @@ func (a *admission) reserve(n int64) bool {
 	return true
 }
 
-func newGuard(maxRequests int, maxBytes int64, queueTimeout time.Duration) *guard {
+func newGuard(maxRequests, maxAwaitingAcks int, maxBytes int64, queueTimeout time.Duration) *guard {
 	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout,
 		queueLen: int64(max(maxRequests/4, 1))}
 	if maxRequests > 0 {
 		g.slots = make(chan struct{}, maxRequests)
 	}
+	if maxAwaitingAcks > 0 {
+		g.acks = make(chan struct{}, maxAwaitingAcks)
+	}
 	return g
+}
+
+// toAcks moves the request from the processing stage to waiting for acks:
+// it takes an ack slot (waiting for one while it still holds its
+// processing slot, which is what pushes back on new requests) and then
+// gives its processing slot back.
+func (a *admission) toAcks() {
+	if a == nil {
+		return
+	}
+	if a.g.acks != nil && !a.ackSlot {
+		a.g.acks <- struct{}{}
+		a.ackSlot = true
+	}
+	a.releaseSlot()
+}
+
+// acked gives the ack slot back once the acks (or errors) are in.
+func (a *admission) acked() {
+	if a == nil || !a.ackSlot {
+		return
+	}
+	<-a.g.acks
+	a.ackSlot = false
 }
 
 // full reports whether every slot is taken and the queue is full: a new
@@ -191,6 +225,7 @@ func (a *admission) releaseSlot() {
 }
 
 func (a *admission) release() {
+	a.acked()
 	if a.bytes > 0 {
 		a.g.bytes.Add(-a.bytes)
 		a.bytes = 0

@@ -196,8 +196,10 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	if p.beforeProduce != nil {
 		p.beforeProduce()
 	}
-	// The CPU work is done: waiting for the acks needs no processing slot.
-	admissionFrom(ctx).releaseSlot()
+	// The CPU work is done: waiting for the acks needs no processing slot,
+	// but an ack slot (guard.go).
+	adm := admissionFrom(ctx)
+	adm.toAcks()
 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.produceTimeout)
 	defer cancel()
@@ -219,6 +221,7 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	t0 := time.Now()
 	errs := p.producer.ProduceAll(pctx, recs)
 	p.m.produce.Observe(time.Since(t0).Seconds())
+	adm.acked()
 	failed, tooLarge := 0, 0
 	var firstErr error
 	for j, i := range recIndex {

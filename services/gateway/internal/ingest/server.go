@@ -51,7 +51,10 @@ type Options struct {
 
 	// Backpressure (guard.go); 0: unbounded.
 	MaxInflightRequests int
-	MaxInflightBytes    int64
+	// MaxAwaitingAcks bounds the requests waiting for the brokers' acks
+	// (guard.go); 0: unbounded.
+	MaxAwaitingAcks  int
+	MaxInflightBytes int64
 	// QueueTimeout is how long a request whose body is in may wait for a
 	// processing slot before it is refused; 0: not at all.
 	QueueTimeout time.Duration
@@ -146,7 +149,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		log:    deps.Log,
 		keys:   NewKeys(opts.Sources),
 		m:      m,
-		guard:  newGuard(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.QueueTimeout),
+		guard:  newGuard(opts.MaxInflightRequests, opts.MaxAwaitingAcks, opts.MaxInflightBytes, opts.QueueTimeout),
 		health: health,
 		pipe: &Pipeline{
 			adapters: adapters, codecs: codecs, fast: fast, producer: deps.Producer, dlq: deps.DLQ,

@@ -359,6 +359,32 @@ func TestWaitingForAcksHoldsNoSlot(t *testing.T) {
 	}
 }
 
+// TestAckSlotsPushBack: with every ack slot taken, a built request waits
+// holding its processing slot, so the next request is refused: slow acks
+// bound what is in flight.
+func TestAckSlotsPushBack(t *testing.T) {
+	g := newTestGW(t, func(s *gwSetup) { s.opts.MaxInflightRequests = 1; s.opts.MaxAwaitingAcks = 1 })
+	release := g.holdProduce()
+	defer release()
+	replies := make(chan gwResp, 2)
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 1 && g.srv.guard.processing.Load() == 0 })
+	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson()) }()
+	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 2 && g.srv.guard.processing.Load() == 1 })
+	if r := g.post("/v1/events/edx", strings.NewReader(edxLines(2, "c")), ndjson()); r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded {
+		t.Fatalf("third request: %d %s", r.status, r.raw)
+	}
+	release()
+	for range 2 {
+		if r := <-replies; r.status != http.StatusOK {
+			t.Fatalf("request waiting for an ack slot: %d %s", r.status, r.raw)
+		}
+	}
+	if n := len(g.srv.guard.acks); n != 0 {
+		t.Fatalf("%d ack slots still taken", n)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
