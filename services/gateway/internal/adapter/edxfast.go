@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -40,6 +41,17 @@ type FastOutput struct {
 	// Body is the Avro binary of every record field after "envelope":
 	// the family's fields and the null "enrichment".
 	Body []byte
+	run  *edxFastRun // pooled; Release returns it
+}
+
+// Release gives the output's scratch memory back once the caller is done
+// with it and with the Input (Output.Quirks and Input.TopString use it).
+func (fo *FastOutput) Release() {
+	if fo.run != nil {
+		fo.run.edxRun = edxRun{}
+		fastRuns.Put(fo.run)
+		fo.run = nil
+	}
 }
 
 // FastAdapter is an Adapter that can also write the Avro record body of
@@ -196,20 +208,30 @@ type edxFastRun struct {
 	edxRun
 	top    [24]fastMember
 	quirks [6]string
+	ctx    []byte // the Context record's bytes
 }
+
+var fastRuns = sync.Pool{New: func() any { return &edxFastRun{ctx: make([]byte, 0, 1024)} }}
 
 // edxFastTop is the index in edxTopFields of a top-level key, or -1.
 func edxFastTop(k string) int { return edxTopIndex(k) }
 
 // AdaptFast implements FastAdapter; see the comment at the top of the file.
-func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
-	var fo FastOutput
+func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	if in.Meta.Username != "" || !fastValid(in.Raw) {
 		return fo, false
 	}
-	// One allocation holds the run, the top-level members (which
-	// Input.TopString reads afterwards, for drop rules) and the quirks.
-	fr := &edxFastRun{}
+	// A pooled run holds the top-level members (which Input.TopString
+	// reads afterwards, for drop rules), the quirks and the context's
+	// bytes; FastOutput.Release returns it.
+	fr := fastRuns.Get().(*edxFastRun)
+	fo.run = fr
+	defer func() {
+		if !ok { // the general path takes the event: nothing of the run is used
+			in.fastTop = nil
+			fo.Release()
+		}
+	}()
 	top, ok := fastMembers(in.Raw, fr.top[:0])
 	if !ok {
 		return fo, false
@@ -275,7 +297,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
 			return fo, false
 		}
 		var ok bool
-		ctxBody, ok = r.fastContext(ctxV, dst[len(dst):], top)
+		ctxBody, ok = r.fastContext(ctxV, fr.ctx[:0], top)
 		if !ok {
 			return fo, false
 		}
@@ -379,12 +401,11 @@ func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
 	// The body, in the schema's field order (schemas/edx): username,
 	// event_type, name, event_source, event_kind, event_raw, event_json,
 	// time_raw, time, context, ip, agent, host, referer, accept_language,
-	// page, session, extra, enrichment. The context was written into the
-	// spare capacity of dst; it is copied into place after the fields
+	// page, session, extra, enrichment. The context was written to the
+	// run's scratch buffer; it is copied into place after the fields
 	// before it.
-	ctxCopy := ctxBody
-	if len(ctxBody) > 0 {
-		ctxCopy = append(make([]byte, 0, len(ctxBody)), ctxBody...)
+	if cap(ctxBody) <= 64<<10 {
+		fr.ctx = ctxBody[:0] // keep a grown buffer for the next event
 	}
 	b := dst
 	for _, i := range [...]int{edxUsername, edxEventType, edxName, edxEventSource} {
@@ -399,7 +420,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (FastOutput, bool) {
 		b = avro.AppendNull(b)
 	} else {
 		b = append(b, 2) // branch 1: the Context record
-		b = append(b, ctxCopy...)
+		b = append(b, ctxBody...)
 	}
 	for _, i := range [...]int{edxIP, edxAgent, edxHost, edxReferer, edxAcceptLanguage, edxPage, edxSession} {
 		b = fastOpt(b, r.val[i], r.set[i])

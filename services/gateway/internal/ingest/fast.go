@@ -102,6 +102,7 @@ func (p *Pipeline) buildFast(fa adapter.FastAdapter, codec *avro.Codec, req *Req
 	if !ok {
 		return nil, false, nil
 	}
+	defer fo.Release()
 	*bp = fo.Body[:0]
 	if req.Drop != nil {
 		if rule, msg := req.Drop(in); rule != "" {
