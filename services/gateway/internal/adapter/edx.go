@@ -362,12 +362,28 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 	}
 
 	// Envelope values.
+	if id, ok := v["event_id"].(string); ok {
+		out.EventID = id
+	}
+	r.envelopeValues(out)
+	if out.Unknown && in.Meta.Strict {
+		field := "event_type"
+		if r.set[edxName] && r.val[edxName] != "" {
+			field = "name"
+		}
+		return nil, event.Reject(event.ReasonUnknownType, field, "unknown edX event type %q", out.EventType)
+	}
+	out.Fields = f
+	out.Quirks = r.quirks
+	return out, nil
+}
+
+// envelopeValues sets out's event type, partition key and Unknown from
+// the mapped top-level fields (both Adapt and AdaptFast use it).
+func (r *edxRun) envelopeValues(out *Output) {
 	out.EventType = r.val[edxEventType]
 	if r.set[edxName] && r.val[edxName] != "" {
 		out.EventType = r.val[edxName]
-	}
-	if id, ok := v["event_id"].(string); ok {
-		out.EventID = id
 	}
 	switch {
 	case r.val[edxUsername] != "":
@@ -382,16 +398,6 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 		out.PartitionKey = "anonymous"
 	}
 	out.Unknown = out.EventType != "" && !edxKnownType(r.val[edxEventType]) && !edxKnownType(r.val[edxName])
-	if out.Unknown && in.Meta.Strict {
-		field := "event_type"
-		if r.set[edxName] && r.val[edxName] != "" {
-			field = "name"
-		}
-		return nil, event.Reject(event.ReasonUnknownType, field, "unknown edX event type %q", out.EventType)
-	}
-	out.Fields = f
-	out.Quirks = r.quirks
-	return out, nil
 }
 
 // fromContextTime takes the envelope's time from context.timestamp, which

@@ -375,24 +375,8 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	}
 
 	// Envelope values, as Adapt computes them.
-	out.EventType = r.val[edxEventType]
-	if r.set[edxName] && r.val[edxName] != "" {
-		out.EventType = r.val[edxName]
-	}
 	out.EventID = eventID
-	switch {
-	case r.val[edxUsername] != "":
-		out.PartitionKey = r.val[edxUsername]
-	case r.val[edxSession] != "":
-		out.PartitionKey = r.val[edxSession]
-	case r.uid != "":
-		out.PartitionKey = r.uid
-	case r.val[edxIP] != "":
-		out.PartitionKey = r.val[edxIP]
-	default:
-		out.PartitionKey = "anonymous"
-	}
-	out.Unknown = out.EventType != "" && !edxKnownType(r.val[edxEventType]) && !edxKnownType(r.val[edxName])
+	r.envelopeValues(out)
 	if out.Unknown && in.Meta.Strict {
 		return fo, false // rejected by Adapt
 	}
@@ -648,18 +632,26 @@ members:
 	return appendExtras(b, extras[:nExtra])
 }
 
-// fastTags writes course_user_tags: null, or a map of strings.
-func fastTags(b []byte, v []byte) ([]byte, bool) {
+// fastOptObject reads a member that must be an object or null (or
+// absent: v nil): null is true for null or absent; ok is false for another
+// type or an object the fast path leaves to Adapt.
+func fastOptObject(v []byte, dst []fastMember) (ms []fastMember, null, ok bool) {
 	if v == nil || fastScalar(v) == 'n' {
-		return avro.AppendNull(b), true
+		return nil, true, true
 	}
 	if fastScalar(v) != 'o' {
-		return nil, false
+		return nil, false, false
 	}
+	ms, ok = fastMembers(v, dst)
+	return ms, false, ok
+}
+
+// fastTags writes course_user_tags: null, or a map of strings.
+func fastTags(b []byte, v []byte) ([]byte, bool) {
 	var buf [16]fastMember
-	ms, ok := fastMembers(v, buf[:0])
-	if !ok {
-		return nil, false
+	ms, null, ok := fastOptObject(v, buf[:0])
+	if null || !ok {
+		return avro.AppendNull(b), ok
 	}
 	b = append(b, 2) // branch 1: the map
 	if len(ms) > 0 {
@@ -683,16 +675,10 @@ func fastTags(b []byte, v []byte) ([]byte, bool) {
 // members that are objects or arrays are left to Adapt (it keeps them as
 // re-marshalled JSON).
 func fastModule(b []byte, v []byte) ([]byte, bool) {
-	if v == nil || fastScalar(v) == 'n' {
-		return avro.AppendNull(b), true
-	}
-	if fastScalar(v) != 'o' {
-		return nil, false
-	}
 	var buf [16]fastMember
-	ms, ok := fastMembers(v, buf[:0])
-	if !ok {
-		return nil, false
+	ms, null, ok := fastOptObject(v, buf[:0])
+	if null || !ok {
+		return avro.AppendNull(b), ok
 	}
 	names := [...]string{"usage_key", "display_name", "original_usage_key", "original_usage_version"}
 	var val [len(names)]string
