@@ -18,21 +18,23 @@ import (
 // The edX fast path.
 //
 // Most tracking-log lines have one shape: a flat object of string members,
-// a context object of strings and a user id, an event that is a JSON
-// string or an object. For those, AdaptFast reads the event's bytes once
-// and writes the Avro fields directly, without decoding the event into maps
-// (sonic's generic decode, ~40 % of the general path), building the record
-// maps and encoding them. Any line it does not fully understand — the
-// envelope shape, context members that belong at the top, values of an
-// unexpected type, duplicate keys, escapes it does not read the way the
-// decoder does, a request that names its user — it leaves to Adapt, which
-// remains the definition of what an edX line maps to. The two are checked
-// against each other on every test event and by FuzzEdXFastMatchesAdapt:
-// whenever AdaptFast takes a line, the record it writes decodes to the
-// record Adapt's output encodes to, and its Output says the same. The
-// gateway also runs that comparison on a sample line when it starts and
-// uses Adapt alone if they disagree (a schema the fast path does not
-// follow).
+// a context object of strings and a user id (older lines repeat username,
+// ip, agent, ... in it), an event that is a JSON string or an object. For
+// those, AdaptFast reads the event's bytes once and writes the Avro fields
+// directly, without decoding the event into maps (sonic's generic decode),
+// building the record maps and encoding them. Any line it does not fully
+// understand — the envelope shape, values of an unexpected type, duplicate
+// or escaped keys, escapes it does not read the way the decoder does,
+// control characters, module members that are objects, a request that
+// names its user, a strict source meeting an unknown type — it leaves to
+// Adapt, which remains the definition of what an edX line maps to and
+// gives every rejection. The two are checked against each other on every
+// edX test line (ingest's TestEdXFastPathMatchesTheGeneralPath) and by
+// ingest's FuzzEdXFastMatchesGeneral: whenever AdaptFast takes a line, the
+// record it writes decodes to the record Adapt's output encodes to, with
+// the same key and headers. The gateway also runs that comparison on
+// sample lines when it starts and uses Adapt alone if they disagree (a
+// schema the fast path does not follow).
 
 // FastOutput is the result of AdaptFast: Output without Fields, plus the
 // Avro binary of the family's fields that follow the envelope.
