@@ -19,6 +19,9 @@ import (
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
 	"github.com/sluicehq/sluice/schemas"
+	"unicode/utf8"
+
+	"github.com/bytedance/sonic"
 )
 
 // edxDecode decodes raw the way the gateway does (goccy/go-json, UseNumber).
@@ -968,4 +971,29 @@ func TestFastValid(t *testing.T) {
 			t.Fatalf("space at %d refused", i)
 		}
 	}
+}
+
+// FuzzFastValid: whatever fastValid takes, the gateway's decoder (sonic,
+// numbers as json.Number, strings validated) decodes; and fastScanTop
+// agrees with fastValid on objects.
+func FuzzFastValid(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `{"a":[1,-2.5e3,true,null,{"b":"\u00e9\n"}]}`, `{"a":01}`, `{"a":"\x"}`, `[1,2]`, `"s"`, `{"a":1,"a":2}`} {
+		f.Add([]byte(s))
+	}
+	api := sonic.Config{UseNumber: true, ValidateString: true}.Froze()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !utf8.Valid(b) {
+			return
+		}
+		valid := fastValid(b)
+		if valid {
+			var v any
+			if err := api.Unmarshal(b, &v); err != nil {
+				t.Fatalf("fastValid took %q, which the decoder refuses: %v", b, err)
+			}
+		}
+		if _, ok := fastScanTop(b, nil); ok && !valid {
+			t.Fatalf("fastScanTop took %q, which fastValid refuses", b)
+		}
+	})
 }

@@ -2,15 +2,12 @@ package adapter
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/bytedance/sonic"
 
 	"github.com/sluicehq/sluice/pkg/avro"
 )
@@ -220,7 +217,7 @@ func edxFastTop(k string) int { return edxTopIndex(k) }
 
 // AdaptFast implements FastAdapter; see the comment at the top of the file.
 func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
-	if in.Meta.Username != "" || !fastValid(in.Raw) {
+	if in.Meta.Username != "" {
 		return fo, false
 	}
 	// A pooled run holds the top-level members (which Input.TopString
@@ -234,7 +231,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 			fo.Release()
 		}
 	}()
-	top, ok := fastMembers(in.Raw, fr.top[:0])
+	top, ok := fastScanTop(in.Raw, fr.top[:0]) // validates the whole event
 	if !ok {
 		return fo, false
 	}
@@ -710,52 +707,6 @@ members:
 		b = fastOpt(b, val[i], set[i])
 	}
 	return appendExtras(b, extras[:n])
-}
-
-// fastValid reports whether raw is JSON the decoder takes: valid grammar
-// (sonic.Valid), valid escapes in every string and no control characters
-// (sonic.Valid checks neither; the decoder refuses both). raw is valid
-// UTF-8: the gateway checks that first. A tab or CR between tokens is
-// valid JSON, but rare enough to leave to the decoder too.
-func fastValid(raw []byte) bool {
-	// Control characters, eight bytes at a time: a byte below 0x20 is one
-	// that borrows when 0x20 is subtracted from it, with its top bit clear.
-	i := 0
-	for ; i+8 <= len(raw); i += 8 {
-		w := binary.LittleEndian.Uint64(raw[i:])
-		if (w-0x2020202020202020)&^w&0x8080808080808080 != 0 {
-			return false
-		}
-	}
-	for ; i < len(raw); i++ {
-		if raw[i] < 0x20 {
-			return false
-		}
-	}
-	// Escapes: outside strings a backslash is a grammar error sonic.Valid
-	// reports, so every one found here starts an escape.
-	for i = 0; ; {
-		j := bytes.IndexByte(raw[i:], '\\')
-		if j < 0 {
-			break
-		}
-		i += j
-		if i+1 >= len(raw) {
-			return false
-		}
-		switch raw[i+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			if i+5 >= len(raw) || !edxIsHex(raw[i+2]) || !edxIsHex(raw[i+3]) || !edxIsHex(raw[i+4]) || !edxIsHex(raw[i+5]) {
-				return false
-			}
-			i += 6
-		default:
-			return false
-		}
-	}
-	return sonic.Valid(raw)
 }
 
 // rawString is b as a string without a copy: it shares b's bytes, which

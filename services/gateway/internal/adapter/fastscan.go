@@ -1,0 +1,256 @@
+package adapter
+
+import "encoding/binary"
+
+// A validating scan for the fast paths: one pass over an event that checks
+// it is JSON the decoder (sonic, with string validation) takes, and lists
+// the top-level object's members on the way. It is stricter than the
+// grammar where strictness costs nothing in practice: whitespace other than
+// spaces (tabs, CR, LF between tokens), escaped or duplicate keys and
+// nesting deeper than fastMaxDepth make it say no, and the event then goes
+// the general way. Strings, where most of an event's bytes are, are
+// skipped eight bytes at a time.
+
+// fastMaxDepth bounds the nesting the scan follows (the gateway's own
+// limit, limits.max_depth, applies before).
+const fastMaxDepth = 128
+
+// fastScanTop validates raw and appends its top-level members to dst. ok
+// is false when raw is not an object the fast path takes (see above).
+func fastScanTop(raw []byte, dst []fastMember) ([]fastMember, bool) {
+	i := fastSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	i = fastSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return dst, fastSpace(raw, i+1) == len(raw)
+	}
+	for {
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		kEnd, esc, ok := fastScanString(raw, i)
+		if !ok || esc {
+			return nil, false
+		}
+		key := rawString(raw[i+1 : kEnd-1])
+		for j := range dst {
+			if dst[j].key == key {
+				return nil, false
+			}
+		}
+		i = fastSpace(raw, kEnd)
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		i = fastSpace(raw, i+1)
+		vEnd, ok := fastScanValue(raw, i, 1)
+		if !ok {
+			return nil, false
+		}
+		dst = append(dst, fastMember{key: key, value: raw[i:vEnd]})
+		i = fastSpace(raw, vEnd)
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case '}':
+			return dst, fastSpace(raw, i+1) == len(raw)
+		case ',':
+			i = fastSpace(raw, i+1)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// fastValid reports whether raw is one JSON value the decoder takes, as
+// fastScanTop judges it.
+func fastValid(raw []byte) bool {
+	i := fastSpace(raw, 0)
+	end, ok := fastScanValue(raw, i, 0)
+	return ok && fastSpace(raw, end) == len(raw)
+}
+
+// fastSpace skips spaces (only: other whitespace is left to the decoder).
+func fastSpace(b []byte, i int) int {
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+// fastScanValue returns the end of the valid JSON value at b[i].
+func fastScanValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, _, ok := fastScanString(b, i)
+		return end, ok
+	case c == '{':
+		if depth >= fastMaxDepth {
+			return 0, false
+		}
+		i = fastSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return 0, false
+			}
+			end, _, ok := fastScanString(b, i)
+			if !ok {
+				return 0, false
+			}
+			i = fastSpace(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			if i, ok = fastScanValue(b, fastSpace(b, i+1), depth+1); !ok {
+				return 0, false
+			}
+			i = fastSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == '}' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = fastSpace(b, i+1)
+		}
+	case c == '[':
+		if depth >= fastMaxDepth {
+			return 0, false
+		}
+		i = fastSpace(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = fastScanValue(b, i, depth+1); !ok {
+				return 0, false
+			}
+			i = fastSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			if b[i] == ']' {
+				return i + 1, true
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = fastSpace(b, i+1)
+		}
+	case c == 't':
+		return fastLiteral(b, i, "true")
+	case c == 'f':
+		return fastLiteral(b, i, "false")
+	case c == 'n':
+		return fastLiteral(b, i, "null")
+	case c == '-' || c >= '0' && c <= '9':
+		return fastScanNumber(b, i)
+	}
+	return 0, false
+}
+
+func fastLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return 0, false
+	}
+	return i + len(lit), true
+}
+
+// fastScanNumber returns the end of the number at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func fastScanNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	digits := func(i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+// fastScanString returns the end of the string literal at b[i] == '"' and
+// whether it has escapes; ok is false for a control character, a bad
+// escape or no closing quote. (b is valid UTF-8: the gateway checks that.)
+func fastScanString(b []byte, i int) (end int, esc, ok bool) {
+	j := i + 1
+	for {
+		// Eight bytes at a time while none is '"', '\\' or below 0x20.
+		for j+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[j:])
+			q, bs := w^0x2222222222222222, w^0x5c5c5c5c5c5c5c5c
+			if ((q-0x0101010101010101)&^q|(bs-0x0101010101010101)&^bs|(w-0x2020202020202020)&^w)&0x8080808080808080 != 0 {
+				break
+			}
+			j += 8
+		}
+		if j >= len(b) {
+			return 0, false, false
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, esc, true
+		case c == '\\':
+			esc = true
+			if j+1 >= len(b) {
+				return 0, false, false
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if j+5 >= len(b) || !edxIsHex(b[j+2]) || !edxIsHex(b[j+3]) || !edxIsHex(b[j+4]) || !edxIsHex(b[j+5]) {
+					return 0, false, false
+				}
+				j += 6
+			default:
+				return 0, false, false
+			}
+		case c < 0x20:
+			return 0, false, false
+		default:
+			j++
+		}
+	}
+}
