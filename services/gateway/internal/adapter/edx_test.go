@@ -997,3 +997,21 @@ func FuzzFastValid(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidJSONText: validJSONText's one-pass route gives what goccy's
+// gives for the same text.
+func FuzzValidJSONText(f *testing.F) {
+	for _, s := range []string{`{"POST": {}, "GET": {"a": ["1"]}}`, `[1, 2 ,{"a b": "c \" d"}]`, `{"a":"\u00e9 x"}`, " {\t}", `{"a": 01}`, `"x"`, ``} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		got, gotOK := validJSONText(s)
+		want, wantOK := validJSONTextGoccy(s)
+		if got != want || gotOK != wantOK {
+			t.Fatalf("validJSONText(%q) = %q, %v; goccy: %q, %v", s, got, gotOK, want, wantOK)
+		}
+	})
+}

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	gojson "github.com/goccy/go-json"
 
@@ -376,8 +377,55 @@ func compactJSON(raw []byte) (string, bool) {
 }
 
 // validJSONText validates untrusted JSON text s and returns it compacted;
-// when s is already compact the same string is returned (no copy).
+// when s is already compact the same string is returned (no copy). Text
+// fastValid takes (the common case: no whitespace but spaces) is checked
+// and compacted in one pass each; anything else goes through goccy/go-json
+// (FuzzValidJSONText checks the two give the same answers).
 func validJSONText(s string) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	if fastValid(b) {
+		if !hasInsignificantSpace(b) {
+			return s, true
+		}
+		return compactSpaces(b), true
+	}
+	return validJSONTextGoccy(s)
+}
+
+// compactSpaces returns JSON text b, whose only whitespace outside strings
+// is spaces, without them.
+func compactSpaces(b []byte) string {
+	out := make([]byte, 0, len(b))
+	inStr := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			out = append(out, c)
+			switch c {
+			case '\\':
+				i++
+				out = append(out, b[i])
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case ' ':
+			continue
+		case '"':
+			inStr = true
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// validJSONTextGoccy is validJSONText for any text, with goccy/go-json.
+func validJSONTextGoccy(s string) (string, bool) {
 	b := []byte(s)
 	if !gojson.Valid(b) {
 		return "", false
