@@ -1,6 +1,9 @@
 package adapter
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // A validating scan for the fast paths: one pass over an event that checks
 // it is JSON the decoder (sonic, with string validation) takes, and lists
@@ -8,8 +11,10 @@ import "encoding/binary"
 // grammar where strictness costs nothing in practice: whitespace other than
 // spaces (tabs, CR, LF between tokens), escaped or duplicate keys and
 // nesting deeper than fastMaxDepth make it say no, and the event then goes
-// the general way. Strings, where most of an event's bytes are, are
-// skipped eight bytes at a time.
+// the general way. Control characters, which JSON allows nowhere unescaped
+// but in whitespace, are looked for first, eight bytes at a time; strings,
+// where most of an event's bytes are, are then skipped from quote to quote
+// with bytes.IndexByte.
 
 // fastMaxDepth bounds the nesting the scan follows (the gateway's own
 // limit, limits.max_depth, applies before).
@@ -18,6 +23,9 @@ const fastMaxDepth = 128
 // fastScanTop validates raw and appends its top-level members to dst. ok
 // is false when raw is not an object the fast path takes (see above).
 func fastScanTop(raw []byte, dst []fastMember) ([]fastMember, bool) {
+	if !noControl(raw) {
+		return nil, false
+	}
 	i := fastSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, false
@@ -68,6 +76,9 @@ func fastScanTop(raw []byte, dst []fastMember) ([]fastMember, bool) {
 // fastValid reports whether raw is one JSON value the decoder takes, as
 // fastScanTop judges it.
 func fastValid(raw []byte) bool {
+	if !noControl(raw) {
+		return false
+	}
 	i := fastSpace(raw, 0)
 	end, ok := fastScanValue(raw, i, 0)
 	return ok && fastSpace(raw, end) == len(raw)
@@ -210,47 +221,56 @@ func fastScanNumber(b []byte, i int) (int, bool) {
 	return i, true
 }
 
+// noControl reports whether b has no byte below 0x20. A byte below 0x20 is
+// one that borrows when 0x20 is subtracted from it and has its top bit
+// clear, which eight bytes at a time is one subtraction and two masks.
+func noControl(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if (w-0x2020202020202020)&^w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
 // fastScanString returns the end of the string literal at b[i] == '"' and
-// whether it has escapes; ok is false for a control character, a bad
-// escape or no closing quote. (b is valid UTF-8: the gateway checks that.)
+// whether it has escapes; ok is false for a bad escape or no closing quote.
+// b has no control characters (noControl) and is valid UTF-8 (the gateway
+// checks that).
 func fastScanString(b []byte, i int) (end int, esc, ok bool) {
 	j := i + 1
 	for {
-		// Eight bytes at a time while none is '"', '\\' or below 0x20.
-		for j+8 <= len(b) {
-			w := binary.LittleEndian.Uint64(b[j:])
-			q, bs := w^0x2222222222222222, w^0x5c5c5c5c5c5c5c5c
-			if ((q-0x0101010101010101)&^q|(bs-0x0101010101010101)&^bs|(w-0x2020202020202020)&^w)&0x8080808080808080 != 0 {
-				break
-			}
-			j += 8
-		}
-		if j >= len(b) {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
 			return 0, false, false
 		}
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, esc, true
-		case c == '\\':
-			esc = true
-			if j+1 >= len(b) {
-				return 0, false, false
-			}
-			switch b[j+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j += 2
-			case 'u':
-				if j+5 >= len(b) || !edxIsHex(b[j+2]) || !edxIsHex(b[j+3]) || !edxIsHex(b[j+4]) || !edxIsHex(b[j+5]) {
-					return 0, false, false
-				}
-				j += 6
-			default:
-				return 0, false, false
-			}
-		case c < 0x20:
+		q += j
+		k := bytes.IndexByte(b[j:q], '\\')
+		if k < 0 {
+			return q + 1, esc, true
+		}
+		j += k // an escape before the quote
+		esc = true
+		if j+1 >= len(b) {
 			return 0, false, false
+		}
+		switch b[j+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			j += 2
+		case 'u':
+			if j+5 >= len(b) || !edxIsHex(b[j+2]) || !edxIsHex(b[j+3]) || !edxIsHex(b[j+4]) || !edxIsHex(b[j+5]) {
+				return 0, false, false
+			}
+			j += 6
 		default:
-			j++
+			return 0, false, false
 		}
 	}
 }
