@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/sluicehq/sluice/pkg/avro"
@@ -21,8 +19,8 @@ import (
 // directly, without decoding the event into maps (sonic's generic decode),
 // building the record maps and encoding them. Any line it does not fully
 // understand — the envelope shape, values of an unexpected type, duplicate
-// or escaped keys, escapes it does not read the way the decoder does,
-// control characters, module members that are objects, a request that
+// or escaped keys, control characters or whitespace other than spaces,
+// module members that are objects, a request that
 // names its user, a strict source meeting an unknown type — it leaves to
 // Adapt, which remains the definition of what an edX line maps to and
 // gives every rejection. The two are checked against each other on every
@@ -71,16 +69,14 @@ type fastMember struct {
 	value []byte
 }
 
-// fastString decodes the JSON string literal span (quotes included). ok is
-// false for what the fast path leaves to the decoder: escapes of surrogate
-// code points (the decoder's handling of unpaired ones is its own) and
-// anything malformed.
-//
-// A string without escapes is not copied: it shares the event's bytes
-// (rawString). Everything AdaptFast returns is encoded or copied by the
-// gateway before the request's buffer is reused, which
+// fastString decodes the JSON string literal span (quotes included),
+// which the fast scan has validated; ok is false only for what the decoder
+// refuses. A string without escapes is not copied: it shares the event's
+// bytes (rawString). Everything AdaptFast returns is encoded or copied by
+// the gateway before the request's buffer is reused, which
 // TestBuildKeepsNothingOfTheRequestBuffer checks; do not keep such a
-// string beyond the call.
+// string beyond the call. One with escapes is decoded by the gateway's
+// decoder (JSON), so that both paths read it alike.
 func fastString(span []byte) (string, bool) {
 	if len(span) < 2 || span[0] != '"' || span[len(span)-1] != '"' {
 		return "", false
@@ -89,45 +85,11 @@ func fastString(span []byte) (string, bool) {
 	if bytes.IndexByte(body, '\\') < 0 {
 		return rawString(body), true
 	}
-	out := make([]byte, 0, len(body))
-	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		if i >= len(body) {
-			return "", false
-		}
-		switch body[i] {
-		case '"', '\\', '/':
-			out = append(out, body[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			if i+4 >= len(body) {
-				return "", false
-			}
-			v, err := strconv.ParseUint(string(body[i+1:i+5]), 16, 32)
-			if err != nil || utf16.IsSurrogate(rune(v)) {
-				return "", false
-			}
-			out = utf8.AppendRune(out, rune(v))
-			i += 4
-		default:
-			return "", false
-		}
+	var s string
+	if JSON.UnmarshalFromString(rawString(span), &s) != nil {
+		return "", false
 	}
-	return string(out), true
+	return s, true
 }
 
 // fastMembers lists the members of the object span, or ok false when it

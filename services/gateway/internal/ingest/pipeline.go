@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/bytedance/sonic"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -498,19 +497,10 @@ func BatchEventID(sourceKey, batchID string, index int) string {
 	return u.String()
 }
 
-// jsonAPI decodes events: numbers stay exact (json.Number). sonic copies
-// the event once (its []byte entry point converts to a string) and, with
-// CopyString off, the decoded strings share that copy instead of taking an
-// allocation each (~2.3 µs and 28 allocations per KB-sized edX event): the
-// request's pooled body buffer is never referenced. sonic decodes such an
-// event in ~5 µs, against ~18 µs for a streaming decoder; see
-// docs/dependencies.md.
-var jsonAPI = sonic.Config{UseNumber: true, ValidateString: true}.Froze()
-
 // decodeObject decodes one event.
 func decodeObject(raw []byte) (map[string]any, *event.Rejection) {
 	var v any
-	if err := jsonAPI.Unmarshal(raw, &v); err != nil {
+	if err := adapter.JSON.Unmarshal(raw, &v); err != nil {
 		return nil, event.Reject(event.ReasonInvalidJSON, "", "event is not valid JSON: %s", jsonMessage(err))
 	}
 	m, ok := v.(map[string]any)
