@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"regexp"
@@ -479,22 +478,16 @@ var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
 // name-based UUID (v5) of the source key, the batch id and the index, so
 // that a retried batch carries the same ids (docs/retries.md).
 //
-// It computes what uuid.NewSHA1(batchNS, "<source>/<batch>/<index>") does,
-// without its allocations (it runs once per event of every such batch).
+// The name "<source>/<batch>/<index>" is built without fmt: this runs once
+// per event of every such batch.
 func BatchEventID(sourceKey, batchID string, index int) string {
-	var buf [256]byte
-	b := append(buf[:0], batchNS[:]...)
-	b = append(b, sourceKey...)
+	var buf [128]byte
+	b := append(buf[:0], sourceKey...)
 	b = append(b, '/')
 	b = append(b, batchID...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(index), 10)
-	sum := sha1.Sum(b)
-	var u uuid.UUID
-	copy(u[:], sum[:])
-	u[6] = (u[6] & 0x0f) | 0x50 // version 5
-	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
-	return u.String()
+	return uuid.NewSHA1(batchNS, b).String()
 }
 
 // decodeObject decodes one event.
