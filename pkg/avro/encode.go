@@ -884,7 +884,7 @@ func encodeLogical(buf []byte, k ekind, v any) ([]byte, *encodeError) {
 	case time.Time:
 		switch k {
 		case eTimestampMicros:
-			return appendLong(buf, x.Unix()*1e6+int64(x.Nanosecond()/1e3)), nil
+			return appendTimeMicros(buf, x), nil
 		case eTimestampMillis:
 			return appendLong(buf, x.Unix()*1e3+int64(x.Nanosecond()/1e6)), nil
 		case eDate:

@@ -156,9 +156,6 @@ func AppendNull(dst []byte) []byte { return append(dst, 0) }
 // AppendString appends an Avro string.
 func AppendString(dst []byte, s string) []byte { return appendAvroString(dst, s) }
 
-// AppendOptString appends a ["null", "string"] union: null for "".
-func AppendOptString(dst []byte, s string) []byte { return appendOptString(dst, s) }
-
 // AppendUnionString appends the "string" branch (index 1) of a
 // ["null", "string"] union, even for "".
 func AppendUnionString(dst []byte, s string) []byte { return appendAvroString(append(dst, 2), s) }
@@ -177,7 +174,8 @@ func appendOptString(dst []byte, s string) []byte {
 	return appendAvroString(append(dst, 2), s)
 }
 
-// appendTimeMicros writes a timestamp-micros as goavro does (encode.go).
+// appendTimeMicros writes a timestamp-micros as goavro does (the encoder
+// uses it too).
 func appendTimeMicros(dst []byte, t time.Time) []byte {
 	return appendLong(dst, t.Unix()*1e6+int64(t.Nanosecond()/1e3))
 }
