@@ -92,30 +92,6 @@ func fastString(span []byte) (string, bool) {
 	return s, true
 }
 
-// fastMembers lists the members of the object span, or ok false when it
-// is not an object or has a key with escapes or a duplicate key (the
-// decoder keeps the last of duplicates; the general path does the same).
-func fastMembers(span []byte, dst []fastMember) ([]fastMember, bool) {
-	var raw [24]rawMember
-	ms, ok := rawMembers(span, raw[:0])
-	if !ok {
-		return nil, false
-	}
-	for i := range ms {
-		if ms[i].Escaped {
-			return nil, false
-		}
-		k := rawString(ms[i].Key)
-		for j := range dst {
-			if dst[j].key == k {
-				return nil, false
-			}
-		}
-		dst = append(dst, fastMember{key: k, value: ms[i].Value})
-	}
-	return dst, true
-}
-
 // fastScalar classifies a member value: 's' string, 'n' null, 'o' object,
 // 'a' array, 'd' number, 'b' boolean.
 func fastScalar(v []byte) byte {
@@ -174,9 +150,6 @@ type edxFastRun struct {
 
 var fastRuns = sync.Pool{New: func() any { return &edxFastRun{ctx: make([]byte, 0, 1024)} }}
 
-// edxFastTop is the index in edxTopFields of a top-level key, or -1.
-func edxFastTop(k string) int { return edxTopIndex(k) }
-
 // AdaptFast implements FastAdapter; see the comment at the top of the file.
 func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	if in.Meta.Username != "" {
@@ -193,7 +166,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 			fo.Release()
 		}
 	}()
-	top, ok := fastScanTop(in.Raw, fr.top[:0]) // validates the whole event
+	top, ok := fastObject(in.Raw, fr.top[:0]) // validates the whole event
 	if !ok {
 		return fo, false
 	}
@@ -201,8 +174,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	fr.edxRun = edxRun{in: in, quirks: fr.quirks[:0]}
 	r := &fr.edxRun
 	var (
-		timeV, eventV, ctxV   []byte
-		hasTime, hasEvent     bool
+		timeV, eventV, ctxV   []byte // nil when absent
 		hasTimestamp, hasData bool
 		extras                [8]fastMember
 		nExtra                int
@@ -211,10 +183,10 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	for _, m := range top {
 		switch m.key {
 		case "time":
-			timeV, hasTime = m.value, true
+			timeV = m.value
 			continue
 		case "event":
-			eventV, hasEvent = m.value, true
+			eventV = m.value
 			continue
 		case "context":
 			ctxV = m.value
@@ -224,7 +196,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 		case "data":
 			hasData = true
 		}
-		if i := edxFastTop(m.key); i >= 0 {
+		if i := edxTopIndex(m.key); i >= 0 {
 			s, set, ok := fastOptString(m.value)
 			if !ok {
 				return fo, false
@@ -243,10 +215,11 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 		extras[nExtra] = m
 		nExtra++
 	}
+	hasTime, hasEvent := timeV != nil, eventV != nil
 	if !hasTime && !hasEvent && (hasTimestamp || hasData) {
 		return fo, false // the envelope shape
 	}
-	if !r.set[edxEventType] && !hasKey(top, "event_type") && !hasKey(top, "name") && !hasTime && !hasTimestamp {
+	if !hasKey(top, "event_type") && !hasKey(top, "name") && !hasTime && !hasTimestamp {
 		return fo, false // rejected by Adapt
 	}
 
@@ -370,8 +343,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	for _, i := range [...]int{edxIP, edxAgent, edxHost, edxReferer, edxAcceptLanguage, edxPage, edxSession} {
 		b = fastOpt(b, r.val[i], r.set[i])
 	}
-	var ok2 bool
-	if b, ok2 = appendExtras(b, extras[:nExtra]); !ok2 {
+	if b, ok = appendExtras(b, extras[:nExtra]); !ok {
 		return fo, false
 	}
 	b = avro.AppendNull(b) // enrichment
@@ -419,7 +391,7 @@ func appendExtras(b []byte, ms []fastMember) ([]byte, bool) {
 // fill the top-level fields the line lacks, as in Adapt.
 func (r *edxRun) fastContext(span []byte, b []byte, top []fastMember) ([]byte, bool) {
 	var buf [24]fastMember
-	ms, ok := fastMembers(span, buf[:0])
+	ms, ok := fastObject(span, buf[:0])
 	if !ok {
 		return nil, false
 	}
@@ -603,7 +575,7 @@ func fastOptObject(v []byte, dst []fastMember) (ms []fastMember, null, ok bool) 
 	if fastScalar(v) != 'o' {
 		return nil, false, false
 	}
-	ms, ok = fastMembers(v, dst)
+	ms, ok = fastObject(v, dst)
 	return ms, false, ok
 }
 

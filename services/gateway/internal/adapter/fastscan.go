@@ -5,9 +5,9 @@ import (
 	"encoding/binary"
 )
 
-// A validating scan for the fast paths: one pass over an event that checks
-// it is JSON the decoder (sonic, with string validation) takes, and lists
-// the top-level object's members on the way. It is stricter than the
+// A validating scan for the fast paths: one pass over an event (or a
+// member of one) that checks it is JSON the decoder (JSON) takes, and lists
+// the object's members on the way. It is stricter than the
 // grammar where strictness costs nothing in practice: whitespace other than
 // spaces (tabs, CR, LF between tokens), escaped or duplicate keys and
 // nesting deeper than fastMaxDepth make it say no, and the event then goes
@@ -20,9 +20,9 @@ import (
 // limit, limits.max_depth, applies before).
 const fastMaxDepth = 128
 
-// fastScanTop validates raw and appends its top-level members to dst. ok
-// is false when raw is not an object the fast path takes (see above).
-func fastScanTop(raw []byte, dst []fastMember) ([]fastMember, bool) {
+// fastObject validates raw and appends its members to dst. ok is false
+// when raw is not an object the fast path takes (see above).
+func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
 	if !noControl(raw) {
 		return nil, false
 	}
@@ -74,7 +74,7 @@ func fastScanTop(raw []byte, dst []fastMember) ([]fastMember, bool) {
 }
 
 // fastValid reports whether raw is one JSON value the decoder takes, as
-// fastScanTop judges it.
+// fastObject judges it.
 func fastValid(raw []byte) bool {
 	if !noControl(raw) {
 		return false
