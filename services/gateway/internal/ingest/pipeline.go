@@ -382,10 +382,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	if rj != nil {
 		return nil, nil, rj
 	}
-	env := p.envelope(req, meta, i, it, out)
-	if p.keepRaw {
-		env.Raw = raw
-	}
+	env := p.envelope(req, meta, i, it, out, raw)
 	if out.Unknown {
 		p.m.unknownInc(req.Family)
 		if req.Strict {
@@ -404,9 +401,9 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	return p.record(req, &env, value), nil, nil
 }
 
-// envelope is the envelope of item i of req, which the adapter mapped to
-// out (the event's own bytes are left to the caller).
-func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, out *adapter.Output) event.Envelope {
+// envelope is the envelope of item i of req, whose bytes (as read: UTF-8)
+// are raw and which the adapter mapped to out.
+func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, out *adapter.Output, raw []byte) event.Envelope {
 	env := event.Envelope{
 		EventID:        out.EventID,
 		Family:         req.Family,
@@ -431,6 +428,9 @@ func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, o
 		} else {
 			env.EventID = uuid.Must(uuid.NewV7()).String()
 		}
+	}
+	if p.keepRaw {
+		env.Raw = raw
 	}
 	return env
 }
