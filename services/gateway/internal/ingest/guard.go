@@ -224,18 +224,13 @@ func (a *admission) releaseSlot() {
 	a.hadSlot = true
 }
 
+// release gives back everything the request holds, once it is answered.
 func (a *admission) release() {
 	a.acked()
+	a.releaseSlot()
 	if a.bytes > 0 {
 		a.g.bytes.Add(-a.bytes)
 		a.bytes = 0
-	}
-	if a.slot {
-		a.g.processing.Add(-1)
-		if a.g.slots != nil {
-			<-a.g.slots
-		}
-		a.slot = false
 	}
 	if a.produced {
 		a.g.producedUnanswered.Add(-1)
