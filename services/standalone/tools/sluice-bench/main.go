@@ -135,15 +135,17 @@ func run(o options) error {
 	// ratio.
 	gwRes, ptRes := &result{}, &result{}
 	slice := o.duration / time.Duration(o.rounds)
+	ro := o // -max-requests bounds a phase: each round gets its share
+	ro.maxRequests = max(o.maxRequests/int64(o.rounds), 1)
 	fmt.Printf("\n%-6s %16s %16s %8s\n", "round", "gateway ev/s", "passthrough ev/s", "ratio")
 	for r := 0; r < o.rounds; r++ {
 		var g, p *result
 		if r%2 == 0 {
-			g = load(o, gwURL, lines, slice)
-			p = load(o, ptURL, lines, slice)
+			g = load(ro, gwURL, lines, slice)
+			p = load(ro, ptURL, lines, slice)
 		} else {
-			p = load(o, ptURL, lines, slice)
-			g = load(o, gwURL, lines, slice)
+			p = load(ro, ptURL, lines, slice)
+			g = load(ro, gwURL, lines, slice)
 		}
 		fmt.Printf("%-6d %16.0f %16.0f %8.2f\n", r+1, g.eventsPerSec(), p.eventsPerSec(), g.eventsPerSec()/max(p.eventsPerSec(), 1))
 		gwRes.merge(g)
