@@ -1030,3 +1030,42 @@ func BenchmarkFastObject(b *testing.B) {
 		}
 	}
 }
+
+// fastString unescapes as the gateway's decoder does: the same string for
+// every literal both take, and a refusal wherever the decoder refuses.
+func TestFastStringMatchesTheDecoder(t *testing.T) {
+	for _, lit := range []string{`"plain"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u00e9\u4e2d"`, `"\ud83d\ude00"`,
+		`"\ud800"`, `"\udc00x"`, `"\ud800\u0041"`, `"\u0000"`, `"caf\u00E9"`, `"\x"`, `"\u12"`, `"\u12G4"`, `"a\"`} {
+		checkFastString(t, []byte(lit))
+	}
+}
+
+func FuzzFastString(f *testing.F) {
+	for _, s := range []string{`"a\"b"`, `"\ud800"`, `"\ud83d\ude00"`, `"\u00e9"`, `"\x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// What fastString is given: a string literal the fast scan took,
+		// quote to quote.
+		if !utf8.Valid(b) || len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' || !fastValid(append(append([]byte(`{"k":`), b...), '}')) {
+			return
+		}
+		checkFastString(t, b)
+	})
+}
+
+func checkFastString(t *testing.T, lit []byte) {
+	t.Helper()
+	var want string
+	werr := JSON.Unmarshal(lit, &want)
+	got, ok := fastString(lit)
+	if werr != nil {
+		if ok {
+			t.Fatalf("fastString(%s) = %q; the decoder refuses it: %v", lit, got, werr)
+		}
+		return
+	}
+	if !ok || got != want {
+		t.Fatalf("fastString(%s) = %q, %v; the decoder gives %q", lit, got, ok, want)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bytedance/sonic/unquote"
+
 	"github.com/sluicehq/sluice/pkg/avro"
 )
 
@@ -75,8 +77,11 @@ type fastMember struct {
 // bytes (rawString). Everything AdaptFast returns is encoded or copied by
 // the gateway before the request's buffer is reused, which
 // TestBuildKeepsNothingOfTheRequestBuffer checks; do not keep such a
-// string beyond the call. One with escapes is decoded by the gateway's
-// decoder (JSON), so that both paths read it alike.
+// string beyond the call. One with escapes is unescaped by the gateway's
+// decoder's own unquoting routine (sonic/unquote, which replaces a lone
+// surrogate escape with U+FFFD as the decoder does), without the decoder's
+// per-call setup; the fast scan has already refused control characters and
+// the pipeline invalid UTF-8, which the decoder's ValidateString checks.
 func fastString(span []byte) (string, bool) {
 	if len(span) < 2 || span[0] != '"' || span[len(span)-1] != '"' {
 		return "", false
@@ -85,8 +90,8 @@ func fastString(span []byte) (string, bool) {
 	if bytes.IndexByte(body, '\\') < 0 {
 		return rawString(body), true
 	}
-	var s string
-	if JSON.UnmarshalFromString(rawString(span), &s) != nil {
+	s, err := unquote.String(rawString(body))
+	if err != 0 {
 		return "", false
 	}
 	return s, true

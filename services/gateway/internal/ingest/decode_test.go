@@ -50,7 +50,7 @@ func TestBuildReadsLatin1Events(t *testing.T) {
 	p := newTestPipeline(t)
 	raw := []byte("{\"username\":\"u\",\"time\":\"2017-07-28T03:42:23+00:00\",\"agent\":\"Orange Espa\xf1a\"}")
 	it := &Item{Raw: raw}
-	rec, _, rj := p.build(p.codecs["edx"], p.adapters["edx"].Adapt, &Request{Family: "edx"}, &adapter.Meta{}, 0, it)
+	rec, _, rj := p.build(nil, p.codecs["edx"], p.adapters["edx"].Adapt, &Request{Family: "edx"}, &adapter.Meta{}, 0, it)
 	if rj != nil {
 		t.Fatalf("rejected: %v", rj)
 	}
@@ -93,7 +93,7 @@ func TestBuildKeepsNothingOfTheRequestBuffer(t *testing.T) {
 				continue
 			}
 			raw := bytes.Clone(line)
-			rec, _, rj := p.build(p.codecs[fam], p.adapters[fam].Adapt, &Request{Family: fam, Endpoint: "/test"},
+			rec, _, rj := p.build(nil, p.codecs[fam], p.adapters[fam].Adapt, &Request{Family: fam, Endpoint: "/test"},
 				&adapter.Meta{ReceivedAt: time.Unix(1, 0)}, 0, &Item{Raw: raw})
 			if rj != nil {
 				continue // some test events are rejected on purpose

@@ -42,11 +42,11 @@ func checkFast(fa adapter.FastAdapter, codec *avro.Codec, samples []string) erro
 	meta := &adapter.Meta{ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), IP: "192.0.2.1", UserAgent: "ua"}
 	req := &Request{Family: fa.Family(), Endpoint: "/check", SourceKey: "check", BatchID: "check"}
 	for i, s := range samples {
-		fast, took, ign := p.buildFast(fa, codec, req, meta, i, &Item{Raw: []byte(s)})
+		fast, took, ign := p.buildFast(nil, fa, codec, req, meta, i, &Item{Raw: []byte(s)})
 		if !took || ign != nil {
 			return fmt.Errorf("sample %d: the fast path did not build it", i)
 		}
-		slow, _, rj := p.build(codec, fa.Adapt, req, meta, i, &Item{Raw: []byte(s)})
+		slow, _, rj := p.build(nil, codec, fa.Adapt, req, meta, i, &Item{Raw: []byte(s)})
 		if rj != nil {
 			return fmt.Errorf("sample %d: the general path rejected it: %s", i, rj.Message)
 		}
@@ -89,7 +89,7 @@ var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 // path leaves the event to the general path (nothing is then decided).
 // A drop rule is applied after the fast path read the event, on the raw
 // bytes (adapter.Input.TopString).
-func (p *Pipeline) buildFast(fa adapter.FastAdapter, codec *avro.Codec, req *Request, meta *adapter.Meta,
+func (p *Pipeline) buildFast(ar *recArena, fa adapter.FastAdapter, codec *avro.Codec, req *Request, meta *adapter.Meta,
 	i int, it *Item) (rec *kgo.Record, took bool, ign *Ignored) {
 	in := &adapter.Input{Raw: it.Raw, Meta: *meta}
 	bp := fastBufs.Get().(*[]byte)
@@ -113,9 +113,9 @@ func (p *Pipeline) buildFast(fa adapter.FastAdapter, codec *avro.Codec, req *Req
 		p.m.unknownInc(req.Family)
 	}
 	env := p.envelope(req, meta, i, it, &fo.Output, it.Raw)
-	value := make([]byte, 0, 5+len(fo.Body)+len(env.Raw)+len(env.EventID)+len(env.PartitionKey)+256)
+	value := ar.bytes(5 + len(fo.Body) + len(env.Raw) + len(env.EventID) + len(env.PartitionKey) + 256)
 	value = append(value, 0, byte(codec.ID>>24), byte(codec.ID>>16), byte(codec.ID>>8), byte(codec.ID))
 	value = avro.AppendEnvelope(value, &env)
 	value = append(value, fo.Body...)
-	return p.record(req, &env, value), true, nil
+	return p.record(ar, req, &env, ar.used(value)), true, nil
 }

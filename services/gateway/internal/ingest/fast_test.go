@@ -66,11 +66,11 @@ func compareFast(t testing.TB, p *Pipeline, raw []byte, meta adapter.Meta, drop 
 	fa := p.adapters[event.EdX].(adapter.FastAdapter)
 	codec := p.codecs[event.EdX]
 	req := &Request{Family: event.EdX, Endpoint: "/v1/events/edx", SourceKey: "src", BatchID: "b", Drop: drop}
-	fast, took, fign := p.buildFast(fa, codec, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
+	fast, took, fign := p.buildFast(nil, fa, codec, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
 	if !took {
 		return false
 	}
-	slow, sign, rj := p.build(codec, fa.Adapt, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
+	slow, sign, rj := p.build(nil, codec, fa.Adapt, req, &meta, 3, &Item{Raw: bytes.Clone(raw)})
 	if rj != nil {
 		t.Fatalf("the fast path took an event the general path rejects (%s: %s):\n%s", rj.Code, rj.Message, raw)
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha1" //nolint:gosec // UUIDv5 is defined on SHA-1; not used for security
 	"errors"
 	"fmt"
 	"regexp"
@@ -153,6 +154,7 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	meta.Endpoint = req.Endpoint
 	meta.Strict = req.Strict
 	recs := make([]*kgo.Record, 0, len(req.Items))
+	ar := newRecArena(len(req.Items))
 	recIndex := make([]int, 0, len(req.Items))
 	var dead []*pipeline.DeadLetter
 	reject := func(i int, rj *event.Rejection, raw []byte) {
@@ -173,7 +175,7 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	}
 	for i := range req.Items {
 		it := &req.Items[i]
-		rec, rule, rj := p.build(codec, adapt, req, &meta, i, it)
+		rec, rule, rj := p.build(ar, codec, adapt, req, &meta, i, it)
 		if rule != nil {
 			res.Ignored = append(res.Ignored, *rule)
 			p.m.dropped.WithLabelValues(string(req.Family), rule.Rule).Inc()
@@ -342,7 +344,7 @@ func isTooLarge(err error) bool {
 
 // build turns one item into a Kafka record, or says which drop rule kept
 // it out, or why it cannot be stored.
-func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter.Output, *event.Rejection),
+func (p *Pipeline) build(ar *recArena, codec *avro.Codec, adapt func(*adapter.Input) (*adapter.Output, *event.Rejection),
 	req *Request, meta *adapter.Meta, i int, it *Item) (*kgo.Record, *Ignored, *event.Rejection) {
 	if it.Reject != nil {
 		rj := *it.Reject
@@ -364,7 +366,7 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 		raw = latin1ToUTF8(raw)
 		it.Quirks = append(it.Quirks, "latin1_event")
 	} else if fa := p.fast[req.Family]; fa != nil && req.Adapt == nil {
-		if rec, took, ign := p.buildFast(fa, codec, req, meta, i, it); took {
+		if rec, took, ign := p.buildFast(ar, fa, codec, req, meta, i, it); took {
 			return rec, ign, nil
 		}
 	}
@@ -394,11 +396,11 @@ func (p *Pipeline) build(codec *avro.Codec, adapt func(*adapter.Input) (*adapter
 	rec["enrichment"] = nil
 	// The record holds the event's fields and, with keep_raw, the event
 	// once more: room for both, so that the buffer rarely grows.
-	value, err := codec.Encode(make([]byte, 0, 2*len(it.Raw)+512), rec)
+	value, err := codec.Encode(ar.bytes(2*len(it.Raw)+512), rec)
 	if err != nil {
 		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
 	}
-	return p.record(req, &env, value), nil, nil
+	return p.record(ar, req, &env, ar.used(value)), nil, nil
 }
 
 // envelope is the envelope of item i of req, whose bytes (as read: UTF-8)
@@ -436,23 +438,104 @@ func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, o
 }
 
 // record is the Kafka record of an event with envelope env and Avro
-// value (Confluent-framed).
-func (p *Pipeline) record(req *Request, env *event.Envelope, value []byte) *kgo.Record {
-	// The key and the event id header share one allocation; the family
+// value (Confluent-framed), taken from ar (nil: allocated on its own).
+func (p *Pipeline) record(ar *recArena, req *Request, env *event.Envelope, value []byte) *kgo.Record {
+	// The key and the event id header share one piece of memory; the family
 	// header's bytes are shared by every record (the client does not
 	// modify them).
-	kid := make([]byte, 0, len(env.PartitionKey)+len(env.EventID))
-	kid = append(append(kid, env.PartitionKey...), env.EventID...)
+	kid := ar.bytes(len(env.PartitionKey) + len(env.EventID))
+	kid = ar.used(append(append(kid, env.PartitionKey...), env.EventID...))
 	n := len(env.PartitionKey)
-	return &kgo.Record{
-		Topic: event.RawTopic(req.Family),
-		Key:   kid[:n:n],
-		Value: value,
-		Headers: []kgo.RecordHeader{
-			{Key: event.HeaderFamily, Value: familyHeader(req.Family)},
-			{Key: event.HeaderEventID, Value: kid[n:]},
-		},
+	r := ar.record()
+	h := ar.headers()
+	h[0] = kgo.RecordHeader{Key: event.HeaderFamily, Value: familyHeader(req.Family)}
+	h[1] = kgo.RecordHeader{Key: event.HeaderEventID, Value: kid[n:]}
+	*r = kgo.Record{
+		Topic:   rawTopic(req.Family),
+		Key:     kid[:n:n],
+		Value:   value,
+		Headers: h,
 	}
+	return r
+}
+
+// recArena hands out the records of one request, their headers and their
+// bytes (values, keys) from a few large allocations instead of four per
+// event. Everything it hands out lives as long as the request's records:
+// until their acks, or until the client gives them up after a timeout, the
+// garbage collector keeping a chunk while any record points into it.
+// A nil *recArena allocates each piece on its own.
+type recArena struct {
+	recs []kgo.Record
+	hdrs []kgo.RecordHeader
+	buf  []byte // len: bytes handed out; cap: the current chunk
+}
+
+// recArenaChunk is the size of a byte chunk: about 40 typical edX records.
+const recArenaChunk = 64 << 10
+
+func newRecArena(events int) *recArena {
+	return &recArena{recs: make([]kgo.Record, 0, events), hdrs: make([]kgo.RecordHeader, 0, 2*events)}
+}
+
+func (a *recArena) record() *kgo.Record {
+	if a == nil || len(a.recs) == cap(a.recs) {
+		return new(kgo.Record)
+	}
+	a.recs = a.recs[:len(a.recs)+1]
+	return &a.recs[len(a.recs)-1]
+}
+
+// headers returns room for a record's two headers.
+func (a *recArena) headers() []kgo.RecordHeader {
+	if a == nil || cap(a.hdrs)-len(a.hdrs) < 2 {
+		return make([]kgo.RecordHeader, 2)
+	}
+	n := len(a.hdrs)
+	a.hdrs = a.hdrs[:n+2]
+	return a.hdrs[n : n+2 : n+2]
+}
+
+// bytes returns an empty slice with room for at least n bytes, to be
+// appended to and then handed to used. An append past n moves the slice
+// out of the arena, which is safe (used then takes nothing).
+func (a *recArena) bytes(n int) []byte {
+	if a == nil || n > recArenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, recArenaChunk)
+	}
+	return a.buf[len(a.buf):len(a.buf)]
+}
+
+// used marks b, which bytes returned, as taken, and caps it so that an
+// append to it cannot reach the next piece.
+func (a *recArena) used(b []byte) []byte {
+	b = b[:len(b):len(b)]
+	if a == nil || len(b) == 0 || cap(a.buf) == len(a.buf) {
+		return b
+	}
+	if rest := a.buf[len(a.buf):cap(a.buf)]; &rest[0] == &b[0] {
+		a.buf = a.buf[:len(a.buf)+len(b)]
+	}
+	return b
+}
+
+// rawTopics holds each family's raw topic name, made once.
+var rawTopics = func() map[event.Family]string {
+	m := make(map[event.Family]string, len(event.Families))
+	for _, f := range event.Families {
+		m[f] = event.RawTopic(f)
+	}
+	return m
+}()
+
+func rawTopic(f event.Family) string {
+	if t, ok := rawTopics[f]; ok {
+		return t
+	}
+	return event.RawTopic(f)
 }
 
 // familyHeaders holds each family's header value, made once.
@@ -478,16 +561,24 @@ var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
 // name-based UUID (v5) of the source key, the batch id and the index, so
 // that a retried batch carries the same ids (docs/retries.md).
 //
-// The name "<source>/<batch>/<index>" is built without fmt: this runs once
-// per event of every such batch.
+// This runs once per event of every such batch, so the namespace and the
+// name "<source>/<batch>/<index>" are hashed from a stack buffer with
+// sha1.Sum (uuid.NewSHA1 allocates a hash, its sum and its name); the test
+// holds the result equal to uuid.NewSHA1's.
 func BatchEventID(sourceKey, batchID string, index int) string {
-	var buf [128]byte
-	b := append(buf[:0], sourceKey...)
+	var buf [160]byte
+	b := append(buf[:0], batchNS[:]...)
+	b = append(b, sourceKey...)
 	b = append(b, '/')
 	b = append(b, batchID...)
 	b = append(b, '/')
 	b = strconv.AppendInt(b, int64(index), 10)
-	return uuid.NewSHA1(batchNS, b).String()
+	sum := sha1.Sum(b)
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = (u[6] & 0x0f) | 0x50 // version 5
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
 // decodeObject decodes one event.

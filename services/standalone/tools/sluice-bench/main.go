@@ -41,6 +41,7 @@ type options struct {
 	keep        bool
 	retries     int
 	rounds      int
+	cpuprofile  string
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data directory")
 	flag.IntVar(&o.rounds, "rounds", 4, "rounds; each round loads both phases for duration/rounds, in alternating order")
 	flag.IntVar(&o.retries, "retries", 5, "retries of a batch (same Idempotency-Key) on no reply, 429 and 5xx, after Retry-After (at most 5 s)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write CPU profiles of the child, taken from its admin /debug/pprof during round 1, to this file (gateway load) and to this file + .passthrough (baseline load)")
 	flag.Parse()
 	if o.rounds < 1 {
 		o.rounds = 1
@@ -141,8 +143,15 @@ func run(o options) error {
 	for r := 0; r < o.rounds; r++ {
 		var g, p *result
 		if r%2 == 0 {
-			g = load(ro, gwURL, lines, slice)
-			p = load(ro, ptURL, lines, slice)
+			var err error
+			g, err = profiled(o, r, "http://"+admin, o.cpuprofile, func() *result { return load(ro, gwURL, lines, slice) })
+			if err != nil {
+				return err
+			}
+			p, err = profiled(o, r, "http://"+admin, o.cpuprofile+".passthrough", func() *result { return load(ro, ptURL, lines, slice) })
+			if err != nil {
+				return err
+			}
 		} else {
 			p = load(ro, ptURL, lines, slice)
 			g = load(ro, gwURL, lines, slice)
@@ -323,6 +332,46 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// profiled runs phase; in round 0 with -cpuprofile set, it profiles the
+// child meanwhile into path.
+func profiled(o options, round int, admin, path string, phase func() *result) (*result, error) {
+	if round != 0 || o.cpuprofile == "" {
+		return phase(), nil
+	}
+	prof := make(chan error, 1)
+	go func() { prof <- cpuProfile(admin, path, o.duration/time.Duration(o.rounds)) }()
+	res := phase()
+	if err := <-prof; err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return res, nil
+}
+
+// cpuProfile fetches a CPU profile of d (whole seconds, at least 1) from the
+// child's admin listener and writes it to path.
+func cpuProfile(admin, path string, d time.Duration) error {
+	secs := max(int(d/time.Second), 1)
+	c := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, secs)) //nolint:noctx // loopback, bounded by the client timeout
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func waitReady(url string, d time.Duration) error {
