@@ -127,9 +127,9 @@ func fastJSONOf(v []byte) (string, bool) {
 		t, err := jsonText(s)
 		return t, err == nil
 	case 'o', 'a':
-		return compactJSON(v)
+		return compactText(rawString(v)), true // the fast scan validated v
 	}
-	return string(v), true // number, boolean, null: their literal
+	return rawString(v), true // number, boolean, null: their literal
 }
 
 // fastOptString reads a member that must be a string or null: set is false
@@ -269,14 +269,9 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 			kind = "list"
 			r.quirk("event_list")
 		}
-		evRaw, rawSet = string(eventV), true
-		if !hasInsignificantSpace(eventV) {
-			evJSON, jsonSet = evRaw, true
-		} else if s, ok := compactJSON(eventV); ok {
-			evJSON, jsonSet = s, true
-		} else {
-			return fo, false
-		}
+		// The fast scan validated eventV (only spaces between tokens).
+		evRaw, rawSet = rawString(eventV), true
+		evJSON, jsonSet = compactText(evRaw), true
 	case fastScalar(eventV) == 's':
 		s, ok := fastString(eventV)
 		if !ok {

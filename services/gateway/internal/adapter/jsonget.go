@@ -387,41 +387,55 @@ func validJSONText(s string) (string, bool) {
 	}
 	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	if fastValid(b) {
-		if !hasInsignificantSpace(b) {
-			return s, true
-		}
-		return compactSpaces(b), true
+		return compactText(s), true
 	}
 	return validJSONTextGoccy(s)
 }
 
-// compactSpaces returns JSON text b, whose only whitespace outside strings
-// is spaces, without them.
-func compactSpaces(b []byte) string {
-	out := make([]byte, 0, len(b))
-	inStr := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inStr {
-			out = append(out, c)
-			switch c {
-			case '\\':
-				i++
-				out = append(out, b[i])
-			case '"':
-				inStr = false
+// compactText returns JSON text s, which fastValid took (its only
+// whitespace outside strings is spaces), without the spaces between
+// tokens: s itself (no copy) when it has none. Strings are skipped from
+// quote to quote, as the fast scan does.
+func compactText(s string) string {
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	i := 0
+	for i < len(b) && b[i] != ' ' {
+		if b[i] == '"' {
+			end, _, ok := fastScanString(b, i)
+			if !ok {
+				return s // not what fastValid takes; left to the caller's checks
 			}
+			i = end
 			continue
 		}
-		switch c {
-		case ' ':
-			continue
-		case '"':
-			inStr = true
-		}
-		out = append(out, c)
+		i++
 	}
-	return string(out)
+	if i == len(b) {
+		return s
+	}
+	out := make([]byte, i, len(b)-1)
+	copy(out, b[:i])
+	for i < len(b) {
+		switch b[i] {
+		case ' ':
+			i++
+		case '"':
+			end, _, ok := fastScanString(b, i)
+			if !ok {
+				end = len(b)
+			}
+			out = append(out, b[i:end]...)
+			i = end
+		default:
+			j := i + 1
+			for j < len(b) && b[j] != ' ' && b[j] != '"' {
+				j++
+			}
+			out = append(out, b[i:j]...)
+			i = j
+		}
+	}
+	return unsafe.String(unsafe.SliceData(out), len(out)) // out is not written again
 }
 
 // validJSONTextGoccy is validJSONText for any text, with goccy/go-json.

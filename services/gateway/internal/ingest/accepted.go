@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -11,10 +12,12 @@ import (
 // Accepted is one event the broker acknowledged, as an OnAccepted observer
 // sees it.
 type Accepted struct {
-	Family     event.Family
-	Endpoint   string
-	SourceKey  string
-	BatchID    string
+	Family    event.Family
+	Endpoint  string
+	SourceKey string
+	BatchID   string
+	// EventID shares the record's bytes: copy it (strings.Clone) to keep
+	// it, or it keeps the request's records in memory.
 	EventID    string
 	ReceivedAt time.Time
 	// Raw is the event as received. It is valid only during the call: copy
@@ -49,7 +52,9 @@ func (p *Pipeline) notifyAccepted(req *Request, idx []int, recs []*kgo.Record, o
 		}
 		for _, h := range recs[j].Headers {
 			if h.Key == event.HeaderEventID {
-				a.EventID = string(h.Value)
+				// The header's bytes are not written again once the
+				// record is built.
+				a.EventID = unsafe.String(unsafe.SliceData(h.Value), len(h.Value))
 			}
 		}
 		batch = append(batch, a)

@@ -420,7 +420,7 @@ func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, o
 		PartitionKey:   out.PartitionKey,
 		BatchID:        req.BatchID,
 		BatchIndex:     req.IndexOffset + i,
-		Quirks:         append(it.Quirks, out.Quirks...),
+		Quirks:         joinQuirks(it.Quirks, out.Quirks),
 		GatewayVersion: p.version,
 	}
 	if env.EventID == "" {
@@ -435,6 +435,18 @@ func (p *Pipeline) envelope(req *Request, meta *adapter.Meta, i int, it *Item, o
 		env.Raw = raw
 	}
 	return env
+}
+
+// joinQuirks is the framing's quirks then the adapter's. The envelope is
+// encoded before either slice changes, so one alone is used as is.
+func joinQuirks(framing, adapter []string) []string {
+	switch {
+	case len(framing) == 0:
+		return adapter
+	case len(adapter) == 0:
+		return framing
+	}
+	return slices.Concat(framing, adapter)
 }
 
 // record is the Kafka record of an event with envelope env and Avro

@@ -224,7 +224,7 @@ func (r *ring) add(batch []ingest.Accepted) {
 func (r *ring) put(a *ingest.Accepted) {
 	item := Recent{
 		ReceivedAt: a.ReceivedAt, Family: string(a.Family), Endpoint: a.Endpoint, Source: a.SourceKey,
-		EventID: a.EventID, BatchID: a.BatchID, Event: bytes.Clone(a.Raw[:min(len(a.Raw), maxRecentBytes)]),
+		EventID: strings.Clone(a.EventID), BatchID: a.BatchID, Event: bytes.Clone(a.Raw[:min(len(a.Raw), maxRecentBytes)]),
 		truncated: len(a.Raw) > maxRecentBytes,
 	}
 	r.mu.Lock()
