@@ -971,6 +971,53 @@ func TestFastValid(t *testing.T) {
 	}
 }
 
+// stringStop finds what a byte loop finds: the first quote, backslash or
+// control character, at every position of a word and past borrows from
+// earlier matches (0x00 and 0x01 next to each other, bytes above 0x7f).
+func TestStringStop(t *testing.T) {
+	for _, stop := range []byte{'"', '\\', 0x00, 0x01, 0x1f} {
+		for n := 0; n <= 24; n++ {
+			for at := 0; at <= n; at++ {
+				b := bytes.Repeat([]byte{'a'}, n)
+				for k := range b {
+					b[k] = []byte{'a', 0xc3, 0x21, 0x5d, 0x23, 0x7f, 0xff, 0x20}[k%8] // near-misses of each stop byte
+				}
+				if at < n {
+					b[at] = stop
+					if at+1 < n {
+						b[at+1] = 0x01 // a borrow target after the match
+					}
+				}
+				if got, want := stringStop(b, 0), naiveStringStop(b, 0); got != want {
+					t.Fatalf("stringStop(%q) = %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+func FuzzStringStop(f *testing.F) {
+	f.Add([]byte("abcdefgh\\\x00"), 0)
+	f.Add([]byte("\x01\x00\x22abcdefghij"), 3)
+	f.Fuzz(func(t *testing.T, b []byte, j int) {
+		if j < 0 || j > len(b) {
+			return
+		}
+		if got, want := stringStop(b, j), naiveStringStop(b, j); got != want {
+			t.Fatalf("stringStop(%q, %d) = %d, want %d", b, j, got, want)
+		}
+	})
+}
+
+func naiveStringStop(b []byte, j int) int {
+	for ; j < len(b); j++ {
+		if b[j] == '"' || b[j] == '\\' || b[j] < 0x20 {
+			return j
+		}
+	}
+	return j
+}
+
 // FuzzFastValid: whatever fastValid takes, the gateway's decoder (JSON)
 // decodes; and fastObject
 // agrees with fastValid on objects.

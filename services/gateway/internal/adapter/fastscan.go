@@ -1,8 +1,8 @@
 package adapter
 
 import (
-	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // A validating scan for the fast paths: one pass over an event (or a
@@ -11,10 +11,10 @@ import (
 // grammar where strictness costs nothing in practice: whitespace other than
 // spaces (tabs, CR, LF between tokens), escaped or duplicate keys and
 // nesting deeper than fastMaxDepth make it say no, and the event then goes
-// the general way. Control characters, which JSON allows nowhere unescaped
-// but in whitespace, are looked for first, eight bytes at a time; strings,
-// where most of an event's bytes are, are then skipped from quote to quote
-// with bytes.IndexByte.
+// the general way. Strings, where most of an event's bytes are, are read
+// eight bytes at a time up to their next quote, backslash or control
+// character (which JSON allows nowhere unescaped; outside strings, where
+// only spaces are skipped, any is refused by the grammar).
 
 // fastMaxDepth bounds the nesting the scan follows (the gateway's own
 // limit, limits.max_depth, applies before).
@@ -23,9 +23,6 @@ const fastMaxDepth = 128
 // fastObject validates raw and appends its members to dst. ok is false
 // when raw is not an object the fast path takes (see above).
 func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
-	if !noControl(raw) {
-		return nil, false
-	}
 	i := fastSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, false
@@ -76,9 +73,6 @@ func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
 // fastValid reports whether raw is one JSON value the decoder takes, as
 // fastObject judges it.
 func fastValid(raw []byte) bool {
-	if !noControl(raw) {
-		return false
-	}
 	i := fastSpace(raw, 0)
 	end, ok := fastScanValue(raw, i, 0)
 	return ok && fastSpace(raw, end) == len(raw)
@@ -221,43 +215,51 @@ func fastScanNumber(b []byte, i int) (int, bool) {
 	return i, true
 }
 
-// noControl reports whether b has no byte below 0x20. A byte below 0x20 is
-// one that borrows when 0x20 is subtracted from it and has its top bit
-// clear, which eight bytes at a time is one subtraction and two masks.
-func noControl(b []byte) bool {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		if (w-0x2020202020202020)&^w&0x8080808080808080 != 0 {
-			return false
+// Eight-byte words, for finding bytes in a string a word at a time.
+const (
+	wordLSB = 0x0101010101010101
+	wordMSB = 0x8080808080808080
+)
+
+// stringStop returns the index of the first byte at or after b[j] that
+// ends a run of plain string bytes: a quote, a backslash or a control
+// character (below 0x20); len(b) if none. A byte below c is one that
+// borrows when c is subtracted from it and has its top bit clear, and a
+// byte equal to c is one that is below 1 after xor with c: per word, three
+// subtractions and masks. A borrow can mark a byte past the first match
+// but never before it, so the lowest marked byte is the first match.
+func stringStop(b []byte, j int) int {
+	for ; j+8 <= len(b); j += 8 {
+		w := binary.LittleEndian.Uint64(b[j:])
+		q := w ^ (wordLSB * '"')
+		s := w ^ (wordLSB * '\\')
+		if m := ((q - wordLSB) &^ q) | ((s - wordLSB) &^ s) | ((w - wordLSB*0x20) &^ w); m&wordMSB != 0 {
+			return j + bits.TrailingZeros64(m&wordMSB)/8
 		}
 	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
-			return false
+	for ; j < len(b); j++ {
+		if c := b[j]; c == '"' || c == '\\' || c < 0x20 {
+			return j
 		}
 	}
-	return true
+	return j
 }
 
 // fastScanString returns the end of the string literal at b[i] == '"' and
-// whether it has escapes; ok is false for a bad escape or no closing quote.
-// b has no control characters (noControl) and is valid UTF-8 (the gateway
-// checks that).
+// whether it has escapes; ok is false for a bad escape, a control
+// character or no closing quote. b is valid UTF-8 (the gateway checks
+// that).
 func fastScanString(b []byte, i int) (end int, esc, ok bool) {
 	j := i + 1
 	for {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
+		j = stringStop(b, j)
+		if j >= len(b) || b[j] < 0x20 {
 			return 0, false, false
 		}
-		q += j
-		k := bytes.IndexByte(b[j:q], '\\')
-		if k < 0 {
-			return q + 1, esc, true
+		if b[j] == '"' {
+			return j + 1, esc, true
 		}
-		j += k // an escape before the quote
-		esc = true
+		esc = true // b[j] is a backslash
 		if j+1 >= len(b) {
 			return 0, false, false
 		}
