@@ -483,8 +483,11 @@ type recArena struct {
 	buf  []byte // len: bytes handed out; cap: the current chunk
 }
 
-// recArenaChunk is the size of a byte chunk: about 40 typical edX records.
-const recArenaChunk = 64 << 10
+// recArenaChunk is the size of a byte chunk: about 20 typical edX records.
+// It is the largest size the runtime allocates from its per-CPU caches of
+// small objects: a larger chunk is a large object, whose fresh pages cost
+// more to zero and map than the events' own allocations saved.
+const recArenaChunk = 32 << 10
 
 func newRecArena(events int) *recArena {
 	return &recArena{recs: make([]kgo.Record, 0, events), hdrs: make([]kgo.RecordHeader, 0, 2*events)}
