@@ -123,11 +123,34 @@ const (
 	edxSession
 )
 
+// edxTopIndex is key's index in edxTopFields, or -1. A switch, not a loop
+// over the array: it runs for every member of every event, and the
+// compiler turns it into a search on length and value
+// (TestEdXFieldIndexes holds it equal to the array).
 func edxTopIndex(key string) int {
-	for i, k := range edxTopFields {
-		if k == key {
-			return i
-		}
+	switch key {
+	case "username":
+		return edxUsername
+	case "event_type":
+		return edxEventType
+	case "name":
+		return edxName
+	case "event_source":
+		return edxEventSource
+	case "ip":
+		return edxIP
+	case "agent":
+		return edxAgent
+	case "host":
+		return edxHost
+	case "referer":
+		return edxReferer
+	case "accept_language":
+		return edxAcceptLanguage
+	case "page":
+		return edxPage
+	case "session":
+		return edxSession
 	}
 	return -1
 }
@@ -617,6 +640,60 @@ func edxContextKnown(k string) bool {
 		return true
 	}
 	return false
+}
+
+// Kinds of context member, as edxContextMember classifies them.
+const (
+	edxCtxExtra    = iota // kept in context.extra
+	edxCtxString          // edxContextStrings[i]
+	edxCtxJSON            // edxContextJSON[i]
+	edxCtxUserID          // user_id
+	edxCtxTags            // course_user_tags
+	edxCtxModule          // module
+	edxCtxReceived        // received_at
+	edxCtxTop             // one of edxContextTopFields
+)
+
+// edxContextMember classifies a context member by its key: its kind and,
+// for strings and JSON members, its index. A switch, for the same reason as
+// edxTopIndex; TestEdXFieldIndexes holds it equal to the arrays.
+func edxContextMember(key string) (kind, i int) {
+	switch key {
+	case "course_id":
+		return edxCtxString, 0
+	case "org_id":
+		return edxCtxString, 1
+	case "path":
+		return edxCtxString, 2
+	case "enterprise_uuid":
+		return edxCtxString, 3
+	case "component":
+		return edxCtxString, 4
+	case "label":
+		return edxCtxString, 5
+	case "open_in_browser_url":
+		return edxCtxString, 6
+	case "command":
+		return edxCtxString, 7
+	case "asides":
+		return edxCtxJSON, 0
+	case "application":
+		return edxCtxJSON, 1
+	case "client":
+		return edxCtxJSON, 2
+	case "user_id":
+		return edxCtxUserID, 0
+	case "course_user_tags":
+		return edxCtxTags, 0
+	case "module":
+		return edxCtxModule, 0
+	case "received_at":
+		return edxCtxReceived, 0
+	case "username", "session", "ip", "agent", "host", "referer", "accept_language",
+		"event_source", "page", "event_type":
+		return edxCtxTop, 0
+	}
+	return edxCtxExtra, 0
 }
 
 func edxIsContextTopField(k string) bool {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1114,5 +1115,47 @@ func checkFastString(t *testing.T, lit []byte) {
 	}
 	if !ok || got != want {
 		t.Fatalf("fastString(%s) = %q, %v; the decoder gives %q", lit, got, ok, want)
+	}
+}
+
+// The switches that classify member keys say what the field arrays say.
+func TestEdXFieldIndexes(t *testing.T) {
+	seen := map[string]bool{}
+	for i, k := range edxTopFields {
+		if got := edxTopIndex(k); got != i {
+			t.Errorf("edxTopIndex(%q) = %d, want %d", k, got, i)
+		}
+	}
+	for i, k := range edxContextStrings {
+		seen[k] = true
+		if kind, got := edxContextMember(k); kind != edxCtxString || got != i {
+			t.Errorf("edxContextMember(%q) = %d, %d; want a string at %d", k, kind, got, i)
+		}
+	}
+	for i, k := range edxContextJSON {
+		seen[k] = true
+		if kind, got := edxContextMember(k); kind != edxCtxJSON || got != i {
+			t.Errorf("edxContextMember(%q) = %d, %d; want JSON at %d", k, kind, got, i)
+		}
+	}
+	for _, k := range edxContextTopFields {
+		seen[k] = true
+		if kind, _ := edxContextMember(k); kind != edxCtxTop {
+			t.Errorf("edxContextMember(%q) = %d; want a top-level field", k, kind)
+		}
+	}
+	for k, want := range map[string]int{"user_id": edxCtxUserID, "course_user_tags": edxCtxTags, "module": edxCtxModule, "received_at": edxCtxReceived} {
+		seen[k] = true
+		if kind, _ := edxContextMember(k); kind != want {
+			t.Errorf("edxContextMember(%q) = %d, want %d", k, kind, want)
+		}
+	}
+	for _, k := range []string{"", "Username", "user_id ", "extra", "course", "timestamp", "time"} {
+		if edxTopIndex(k) != -1 && !slices.Contains(edxTopFields[:], k) {
+			t.Errorf("edxTopIndex(%q) = %d, want -1", k, edxTopIndex(k))
+		}
+		if kind, _ := edxContextMember(k); kind != edxCtxExtra && !seen[k] {
+			t.Errorf("edxContextMember(%q) = %d, want extra", k, kind)
+		}
 	}
 }

@@ -406,48 +406,34 @@ func (r *edxRun) fastContext(span []byte, b []byte, top []fastMember) ([]byte, b
 		topInCtx             [len(edxContextTopFields)]fastMember
 		nTopInCtx            int
 	)
-members:
 	for _, m := range ms {
-		for i, k := range edxContextStrings {
-			if m.key == k {
-				s, set, ok := fastOptString(m.value)
-				if !ok {
-					return nil, false
-				}
-				str[i], strSet[i] = s, set
-				continue members
+		switch kind, i := edxContextMember(m.key); kind {
+		case edxCtxString:
+			s, set, ok := fastOptString(m.value)
+			if !ok {
+				return nil, false
 			}
-		}
-		for i, k := range edxContextJSON {
-			if m.key == k {
-				jsonV[i] = m.value
-				continue members
-			}
-		}
-		switch m.key {
-		case "user_id":
+			str[i], strSet[i] = s, set
+		case edxCtxJSON:
+			jsonV[i] = m.value
+		case edxCtxUserID:
 			userID = m.value
-			continue
-		case "course_user_tags":
+		case edxCtxTags:
 			tags = m.value
-			continue
-		case "module":
+		case edxCtxModule:
 			module = m.value
-			continue
-		case "received_at":
+		case edxCtxReceived:
 			receivedAt = m.value
-			continue
-		}
-		if edxIsContextTopField(m.key) {
+		case edxCtxTop:
 			topInCtx[nTopInCtx] = m
 			nTopInCtx++
-			continue
+		default:
+			if nExtra == len(extras) {
+				return nil, false
+			}
+			extras[nExtra] = m
+			nExtra++
 		}
-		if nExtra == len(extras) {
-			return nil, false
-		}
-		extras[nExtra] = m
-		nExtra++
 	}
 
 	// user_id: int → long; "" → null; other strings kept as given.
