@@ -29,6 +29,10 @@ type Input struct {
 	// Value is Raw decoded as a JSON object; numbers are json.Number.
 	Value map[string]any
 	Meta  Meta
+	// MaxDepth is the deepest nesting a fast path takes (the gateway's
+	// limits.max_depth; 0: no limit but the fast scan's own). A deeper
+	// event goes the general way, which measures it and refuses it.
+	MaxDepth int
 	// fastTop holds the top-level members a fast path found (Value is
 	// then nil), for TopString.
 	fastTop []fastMember

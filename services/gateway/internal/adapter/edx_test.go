@@ -1037,7 +1037,7 @@ func FuzzFastValid(f *testing.F) {
 				t.Fatalf("fastValid took %q, which the decoder refuses: %v", b, err)
 			}
 		}
-		if _, ok := fastObject(b, nil); ok && !valid {
+		if _, ok := fastObject(b, nil, fastMaxDepth); ok && !valid {
 			t.Fatalf("fastObject took %q, which fastValid refuses", b)
 		}
 	})
@@ -1073,7 +1073,7 @@ func BenchmarkFastObject(b *testing.B) {
 	b.SetBytes(int64(len(data) / len(lines)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := fastObject(lines[i%len(lines)], buf[:0]); !ok {
+		if _, ok := fastObject(lines[i%len(lines)], buf[:0], fastMaxDepth); !ok {
 			b.Fatalf("line %d refused", i%len(lines))
 		}
 	}

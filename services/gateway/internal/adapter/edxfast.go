@@ -171,7 +171,11 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 			fo.Release()
 		}
 	}()
-	top, ok := fastObject(in.Raw, fr.top[:0]) // validates the whole event
+	maxDepth := fastMaxDepth
+	if in.MaxDepth > 0 {
+		maxDepth = min(in.MaxDepth, fastMaxDepth)
+	}
+	top, ok := fastObject(in.Raw, fr.top[:0], maxDepth) // validates the whole event and bounds its nesting
 	if !ok {
 		return fo, false
 	}
@@ -391,7 +395,7 @@ func appendExtras(b []byte, ms []fastMember) ([]byte, bool) {
 // fill the top-level fields the line lacks, as in Adapt.
 func (r *edxRun) fastContext(span []byte, b []byte, top []fastMember) ([]byte, bool) {
 	var buf [24]fastMember
-	ms, ok := fastObject(span, buf[:0])
+	ms, ok := fastObject(span, buf[:0], fastMaxDepth) // validated with the event: this lists its members
 	if !ok {
 		return nil, false
 	}
@@ -561,7 +565,7 @@ func fastOptObject(v []byte, dst []fastMember) (ms []fastMember, null, ok bool) 
 	if fastScalar(v) != 'o' {
 		return nil, false, false
 	}
-	ms, ok = fastObject(v, dst)
+	ms, ok = fastObject(v, dst, fastMaxDepth)
 	return ms, false, ok
 }
 

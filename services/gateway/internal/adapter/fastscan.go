@@ -16,13 +16,15 @@ import (
 // character (which JSON allows nowhere unescaped; outside strings, where
 // only spaces are skipped, any is refused by the grammar).
 
-// fastMaxDepth bounds the nesting the scan follows (the gateway's own
-// limit, limits.max_depth, applies before).
+// fastMaxDepth bounds the nesting the scan follows; Input.MaxDepth (the
+// gateway's limits.max_depth) lowers it. Nesting is counted as the
+// gateway's splitter counts it: the event's own braces are level 1.
 const fastMaxDepth = 128
 
 // fastObject validates raw and appends its members to dst. ok is false
-// when raw is not an object the fast path takes (see above).
-func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
+// when raw is not an object the fast path takes (see above), or nests
+// deeper than maxDepth.
+func fastObject(raw []byte, dst []fastMember, maxDepth int) ([]fastMember, bool) {
 	i := fastSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, false
@@ -50,7 +52,7 @@ func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
 			return nil, false
 		}
 		i = fastSpace(raw, i+1)
-		vEnd, ok := fastScanValue(raw, i, 1)
+		vEnd, ok := fastScanValue(raw, i, 1, maxDepth)
 		if !ok {
 			return nil, false
 		}
@@ -74,7 +76,7 @@ func fastObject(raw []byte, dst []fastMember) ([]fastMember, bool) {
 // fastObject judges it.
 func fastValid(raw []byte) bool {
 	i := fastSpace(raw, 0)
-	end, ok := fastScanValue(raw, i, 0)
+	end, ok := fastScanValue(raw, i, 0, fastMaxDepth)
 	return ok && fastSpace(raw, end) == len(raw)
 }
 
@@ -86,8 +88,9 @@ func fastSpace(b []byte, i int) int {
 	return i
 }
 
-// fastScanValue returns the end of the valid JSON value at b[i].
-func fastScanValue(b []byte, i, depth int) (int, bool) {
+// fastScanValue returns the end of the valid JSON value at b[i], which is
+// inside depth containers; ok is false when it nests deeper than maxDepth.
+func fastScanValue(b []byte, i, depth, maxDepth int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
@@ -96,7 +99,7 @@ func fastScanValue(b []byte, i, depth int) (int, bool) {
 		end, _, ok := fastScanString(b, i)
 		return end, ok
 	case c == '{':
-		if depth >= fastMaxDepth {
+		if depth >= maxDepth {
 			return 0, false
 		}
 		i = fastSpace(b, i+1)
@@ -115,7 +118,7 @@ func fastScanValue(b []byte, i, depth int) (int, bool) {
 			if i >= len(b) || b[i] != ':' {
 				return 0, false
 			}
-			if i, ok = fastScanValue(b, fastSpace(b, i+1), depth+1); !ok {
+			if i, ok = fastScanValue(b, fastSpace(b, i+1), depth+1, maxDepth); !ok {
 				return 0, false
 			}
 			i = fastSpace(b, i)
@@ -131,7 +134,7 @@ func fastScanValue(b []byte, i, depth int) (int, bool) {
 			i = fastSpace(b, i+1)
 		}
 	case c == '[':
-		if depth >= fastMaxDepth {
+		if depth >= maxDepth {
 			return 0, false
 		}
 		i = fastSpace(b, i+1)
@@ -140,7 +143,7 @@ func fastScanValue(b []byte, i, depth int) (int, bool) {
 		}
 		for {
 			var ok bool
-			if i, ok = fastScanValue(b, i, depth+1); !ok {
+			if i, ok = fastScanValue(b, i, depth+1, maxDepth); !ok {
 				return 0, false
 			}
 			i = fastSpace(b, i)

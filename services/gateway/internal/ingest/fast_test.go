@@ -147,3 +147,42 @@ func TestServerUsesTheEdXFastPath(t *testing.T) {
 		t.Fatal("NoFastPath left a fast path on")
 	}
 }
+
+// NDJSON lines are not measured when split: the fast path bounds their
+// nesting at limits.max_depth as it scans, and a deeper line goes the
+// general way, which measures it and refuses it with too_deep, as a line
+// measured when split was refused before.
+func TestFastPathBoundsNesting(t *testing.T) {
+	p := newTestPipeline(t)
+	p.fast = map[event.Family]adapter.FastAdapter{event.EdX: adapter.EdX{}}
+	codec := p.codecs[event.EdX]
+	req := &Request{Family: event.EdX, Endpoint: "/v1/events/edx"}
+	meta := adapter.Meta{ReceivedAt: time.Now()}
+	line := func(depth int) []byte { // the event object holds depth-2 more levels
+		return []byte(`{"username":"u","event_type":"t","time":"2024-01-02T03:04:05Z","event":` +
+			strings.Repeat(`{"a":`, depth-1) + "1" + strings.Repeat("}", depth-1) + `}`)
+	}
+	max := p.limits.MaxDepth
+	for _, depth := range []int{2, max - 1, max} {
+		items, err := split(line(depth), formatNDJSON, 10)
+		if err != nil || len(items) != 1 || items[0].depth != depthUnknown {
+			t.Fatalf("split: %v %+v", err, items)
+		}
+		if _, took, ign := p.buildFast(nil, adapter.EdX{}, codec, req, &meta, 0, &items[0]); !took || ign != nil {
+			t.Fatalf("depth %d: the fast path did not take it", depth)
+		}
+		if _, _, rj := p.build(nil, codec, p.adapters[event.EdX].Adapt, req, &meta, 0, &items[0]); rj != nil {
+			t.Fatalf("depth %d: %s", depth, rj.Message)
+		}
+	}
+	for _, depth := range []int{max + 1, max + 2, 500} {
+		items, _ := split(line(depth), formatNDJSON, 10)
+		if _, took, _ := p.buildFast(nil, adapter.EdX{}, codec, req, &meta, 0, &items[0]); took {
+			t.Fatalf("depth %d: the fast path took it", depth)
+		}
+		_, _, rj := p.build(nil, codec, p.adapters[event.EdX].Adapt, req, &meta, 0, &items[0])
+		if rj == nil || rj.Code != "too_deep" || items[0].depth != depth {
+			t.Fatalf("depth %d: %+v, measured %d", depth, rj, items[0].depth)
+		}
+	}
+}

@@ -357,7 +357,7 @@ func (p *Pipeline) build(ar *recArena, codec *avro.Codec, adapt func(*adapter.In
 		return nil, nil, event.Reject(event.ReasonEventTooLarge, "", "event of %d bytes is over the %d-byte limit", len(it.Raw), p.limits.MaxEventBytes)
 	}
 	if it.depth > p.limits.MaxDepth {
-		return nil, nil, event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", it.depth, p.limits.MaxDepth)
+		return nil, nil, p.tooDeep(it.depth)
 	}
 	raw := it.Raw
 	if !utf8.Valid(raw) {
@@ -366,8 +366,16 @@ func (p *Pipeline) build(ar *recArena, codec *avro.Codec, adapt func(*adapter.In
 		raw = latin1ToUTF8(raw)
 		it.Quirks = append(it.Quirks, "latin1_event")
 	} else if fa := p.fast[req.Family]; fa != nil && req.Adapt == nil {
+		// The fast path bounds the nesting itself (Input.MaxDepth).
 		if rec, took, ign := p.buildFast(ar, fa, codec, req, meta, i, it); took {
 			return rec, ign, nil
+		}
+	}
+	if it.depth == depthUnknown {
+		// Measured before the decoder sees it, malformed or not: the depth
+		// reached counts, so that a deep one is refused for it.
+		if _, it.depth, _ = scanValue(it.Raw, 0); it.depth > p.limits.MaxDepth {
+			return nil, nil, p.tooDeep(it.depth)
 		}
 	}
 	v, rj := decodeObject(raw)
@@ -401,6 +409,10 @@ func (p *Pipeline) build(ar *recArena, codec *avro.Codec, adapt func(*adapter.In
 		return nil, nil, event.Reject(event.ReasonSchemaViolation, schemaField(err), "%s", schemaMessage(err))
 	}
 	return p.record(ar, req, &env, ar.used(value)), nil, nil
+}
+
+func (p *Pipeline) tooDeep(depth int) *event.Rejection {
+	return event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", depth, p.limits.MaxDepth)
 }
 
 // envelope is the envelope of item i of req, whose bytes (as read: UTF-8)

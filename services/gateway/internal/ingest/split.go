@@ -20,7 +20,10 @@ type Item struct {
 	// it: a native endpoint's framing verdict (e.g. an archive entry that is
 	// not JSON even after repair), dead-lettered like any other rejection.
 	Reject *event.Rejection
-	depth  int
+	// depth is the event's nesting depth, or depthUnknown: an NDJSON line
+	// is framed by its newline alone, and measured only if the general
+	// path is to decode it (the fast paths bound nesting as they scan).
+	depth int
 	// blank is set for an NDJSON line holding only whitespace.
 	blank bool
 }
@@ -40,6 +43,9 @@ func RejectedItem(raw []byte, rj *event.Rejection) Item {
 	return Item{Raw: raw, Reject: rj}
 }
 
+// depthUnknown is Item.depth before the event is measured.
+const depthUnknown = -1
+
 // errNotJSON is returned when a body has no JSON structure at all.
 var errNotJSON = errors.New("body is not JSON: expected an array, an object or NDJSON lines")
 
@@ -52,8 +58,9 @@ const (
 // split cuts a request body into events: a JSON array (one event per
 // element), a single JSON object, or NDJSON (one event per line; also used
 // for concatenated objects). It does not decode the events; it finds their
-// boundaries and nesting depth in one pass so that a malformed event is
-// rejected on its own rather than failing the whole request.
+// boundaries (and, where finding them means scanning the value, their
+// nesting depth) so that a malformed event is rejected on its own rather
+// than failing the whole request.
 func split(body []byte, format string, maxEvents int) ([]Item, error) {
 	if format == formatNDJSON {
 		return splitLines(body, maxEvents)
@@ -172,9 +179,7 @@ func splitLines(body []byte, maxEvents int) ([]Item, error) {
 			}
 		}
 		it.Raw = trimmed
-		// Malformed lines keep the depth reached, so that a deep one is
-		// refused for it before the decoder sees it.
-		_, it.depth, _ = scanValue(trimmed, 0)
+		it.depth = depthUnknown // measured before decoding (Pipeline.build)
 		items = append(items, it)
 	}
 	return items, nil
