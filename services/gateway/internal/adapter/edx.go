@@ -875,14 +875,7 @@ func edxIsHex(c byte) bool {
 // above U+007F, and those bytes form valid UTF-8 with at least one
 // multi-byte sequence, it returns the UTF-8 reading.
 func edxRepairMojibake(s string) (string, bool) {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return "", false
 	}
 	b := make([]byte, 0, len(s))

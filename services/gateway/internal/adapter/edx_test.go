@@ -1037,8 +1037,26 @@ func FuzzFastValid(f *testing.F) {
 				t.Fatalf("fastValid took %q, which the decoder refuses: %v", b, err)
 			}
 		}
-		if _, ok := fastObject(b, nil, fastMaxDepth); ok && !valid {
+		top, ok := fastObject(b, nil, fastMaxDepth, nil)
+		if ok && !valid {
 			t.Fatalf("fastObject took %q, which fastValid refuses", b)
+		}
+		// Listing a nested object's members in the same pass lists what a
+		// pass over that object alone lists, and refuses the event when
+		// that pass refuses the object (escaped or duplicate keys).
+		for _, m := range top {
+			if !ok {
+				break
+			}
+			nested := fastNested{key: m.key}
+			top2, ok2 := fastObject(b, nil, fastMaxDepth, &nested)
+			want, wantOK := fastObject(m.value, nil, fastMaxDepth-1, nil)
+			if m.value[0] != '{' {
+				want, wantOK = nil, true
+			}
+			if ok2 != wantOK || ok2 && (!reflect.DeepEqual(top, top2) || nested.found != (m.value[0] == '{') || !reflect.DeepEqual(nested.dst, want)) {
+				t.Fatalf("%q with %q listed: %v %v, members %v; alone: %v %v; without: %v", b, m.key, ok2, nested.found, nested.dst, want, wantOK, top)
+			}
 		}
 	})
 }
@@ -1073,7 +1091,7 @@ func BenchmarkFastObject(b *testing.B) {
 	b.SetBytes(int64(len(data) / len(lines)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := fastObject(lines[i%len(lines)], buf[:0], fastMaxDepth); !ok {
+		if _, ok := fastObject(lines[i%len(lines)], buf[:0], fastMaxDepth, nil); !ok {
 			b.Fatalf("line %d refused", i%len(lines))
 		}
 	}
@@ -1156,6 +1174,26 @@ func TestEdXFieldIndexes(t *testing.T) {
 		}
 		if kind, _ := edxContextMember(k); kind != edxCtxExtra && !seen[k] {
 			t.Errorf("edxContextMember(%q) = %d, want extra", k, kind)
+		}
+	}
+}
+
+func TestIsASCII(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		s := strings.Repeat("a", n)
+		if !isASCII(s) {
+			t.Fatalf("isASCII(%q) = false", s)
+		}
+		for i := range n {
+			b := []byte(s)
+			b[i] = 0x80
+			if isASCII(string(b)) {
+				t.Fatalf("byte 0x80 at %d of %d not found", i, n)
+			}
+			b[i] = 0x7f
+			if !isASCII(string(b)) {
+				t.Fatalf("byte 0x7f at %d of %d refused", i, n)
+			}
 		}
 	}
 }

@@ -149,6 +149,7 @@ func fastOptString(v []byte) (s string, set, ok bool) {
 type edxFastRun struct {
 	edxRun
 	top    [24]fastMember
+	ctxTop [24]fastMember // the context's members
 	quirks [6]string
 	ctx    []byte // the Context record's bytes
 }
@@ -175,7 +176,10 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	if in.MaxDepth > 0 {
 		maxDepth = min(in.MaxDepth, fastMaxDepth)
 	}
-	top, ok := fastObject(in.Raw, fr.top[:0], maxDepth) // validates the whole event and bounds its nesting
+	// One pass validates the whole event, bounds its nesting and lists its
+	// members and its context's.
+	ctxMembers := fastNested{key: "context", dst: fr.ctxTop[:0]}
+	top, ok := fastObject(in.Raw, fr.top[:0], maxDepth, &ctxMembers)
 	if !ok {
 		return fo, false
 	}
@@ -236,11 +240,11 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	var ctxBody []byte
 	ctxNull := true
 	if ctxV != nil && fastScalar(ctxV) != 'n' {
-		if fastScalar(ctxV) != 'o' {
+		if fastScalar(ctxV) != 'o' || !ctxMembers.found {
 			return fo, false
 		}
 		var ok bool
-		ctxBody, ok = r.fastContext(ctxV, fr.ctx[:0], top)
+		ctxBody, ok = r.fastContext(ctxMembers.dst, fr.ctx[:0], top)
 		if !ok {
 			return fo, false
 		}
@@ -388,17 +392,13 @@ func appendExtras(b []byte, ms []fastMember) ([]byte, bool) {
 	return append(b, 0), true
 }
 
-// fastContext writes the Context record body of the context object span,
-// recording its quirks in r as Adapt's context does. top is the event's
-// top-level members, whose strings are in r already: context members that
-// belong at the top (older lines keep username, ip, agent, ... in context)
-// fill the top-level fields the line lacks, as in Adapt.
-func (r *edxRun) fastContext(span []byte, b []byte, top []fastMember) ([]byte, bool) {
-	var buf [24]fastMember
-	ms, ok := fastObject(span, buf[:0], fastMaxDepth) // validated with the event: this lists its members
-	if !ok {
-		return nil, false
-	}
+// fastContext writes the Context record body of the context object whose
+// members are ms, recording its quirks in r as Adapt's context does. top is
+// the event's top-level members, whose strings are in r already: context
+// members that belong at the top (older lines keep username, ip, agent, ...
+// in context) fill the top-level fields the line lacks, as in Adapt.
+func (r *edxRun) fastContext(ms []fastMember, b []byte, top []fastMember) ([]byte, bool) {
+	var ok bool
 	var (
 		str                  [len(edxContextStrings)]string
 		strSet               [len(edxContextStrings)]bool
@@ -565,7 +565,7 @@ func fastOptObject(v []byte, dst []fastMember) (ms []fastMember, null, ok bool) 
 	if fastScalar(v) != 'o' {
 		return nil, false, false
 	}
-	ms, ok = fastObject(v, dst, fastMaxDepth)
+	ms, ok = fastObject(v, dst, fastMaxDepth, nil)
 	return ms, false, ok
 }
 

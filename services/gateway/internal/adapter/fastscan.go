@@ -3,6 +3,7 @@ package adapter
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
 
 // A validating scan for the fast paths: one pass over an event (or a
@@ -21,53 +22,77 @@ import (
 // gateway's splitter counts it: the event's own braces are level 1.
 const fastMaxDepth = 128
 
-// fastObject validates raw and appends its members to dst. ok is false
-// when raw is not an object the fast path takes (see above), or nests
-// deeper than maxDepth.
-func fastObject(raw []byte, dst []fastMember, maxDepth int) ([]fastMember, bool) {
-	i := fastSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
+// fastNested names a member whose object value fastObject lists too, in
+// the same pass (the edX context): its members go to dst, and found says
+// whether the member was there as an object.
+type fastNested struct {
+	key   string
+	dst   []fastMember
+	found bool
+}
+
+// fastObject validates raw and appends its members to dst, and those of
+// nested's object (nil: none). ok is false when raw is not an object the
+// fast path takes (see above), or nests deeper than maxDepth.
+func fastObject(raw []byte, dst []fastMember, maxDepth int, nested *fastNested) ([]fastMember, bool) {
+	end, dst, ok := fastObjectAt(raw, fastSpace(raw, 0), 1, maxDepth, dst, nested)
+	return dst, ok && fastSpace(raw, end) == len(raw)
+}
+
+// fastObjectAt is fastObject for the object at b[i], at nesting level
+// depth; end is the index after its closing brace.
+func fastObjectAt(b []byte, i, depth, maxDepth int, dst []fastMember, nested *fastNested) (end int, ms []fastMember, ok bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, nil, false
 	}
-	i = fastSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return dst, fastSpace(raw, i+1) == len(raw)
+	i = fastSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, dst, true
 	}
 	for {
-		if i >= len(raw) || raw[i] != '"' {
-			return nil, false
+		if i >= len(b) || b[i] != '"' {
+			return 0, nil, false
 		}
-		kEnd, esc, ok := fastScanString(raw, i)
+		kEnd, esc, ok := fastScanString(b, i)
 		if !ok || esc {
-			return nil, false
+			return 0, nil, false
 		}
-		key := rawString(raw[i+1 : kEnd-1])
+		key := rawString(b[i+1 : kEnd-1])
 		for j := range dst {
 			if dst[j].key == key {
-				return nil, false
+				return 0, nil, false
 			}
 		}
-		i = fastSpace(raw, kEnd)
-		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
+		i = fastSpace(b, kEnd)
+		if i >= len(b) || b[i] != ':' {
+			return 0, nil, false
 		}
-		i = fastSpace(raw, i+1)
-		vEnd, ok := fastScanValue(raw, i, 1, maxDepth)
+		i = fastSpace(b, i+1)
+		var vEnd int
+		if nested != nil && i < len(b) && b[i] == '{' && key == nested.key {
+			if depth >= maxDepth {
+				return 0, nil, false
+			}
+			vEnd, nested.dst, ok = fastObjectAt(b, i, depth+1, maxDepth, nested.dst, nil)
+			nested.found = ok
+		} else {
+			vEnd, ok = fastScanValue(b, i, depth, maxDepth)
+		}
 		if !ok {
-			return nil, false
+			return 0, nil, false
 		}
-		dst = append(dst, fastMember{key: key, value: raw[i:vEnd]})
-		i = fastSpace(raw, vEnd)
-		if i >= len(raw) {
-			return nil, false
+		dst = append(dst, fastMember{key: key, value: b[i:vEnd]})
+		i = fastSpace(b, vEnd)
+		if i >= len(b) {
+			return 0, nil, false
 		}
-		switch raw[i] {
+		switch b[i] {
 		case '}':
-			return dst, fastSpace(raw, i+1) == len(raw)
+			return i + 1, dst, true
 		case ',':
-			i = fastSpace(raw, i+1)
+			i = fastSpace(b, i+1)
 		default:
-			return nil, false
+			return 0, nil, false
 		}
 	}
 }
@@ -278,4 +303,21 @@ func fastScanString(b []byte, i int) (end int, esc, ok bool) {
 			return 0, false, false
 		}
 	}
+}
+
+// isASCII reports whether s has no byte above 0x7f, eight bytes at a time.
+func isASCII(s string) bool {
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if binary.LittleEndian.Uint64(b[i:])&wordMSB != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
