@@ -52,22 +52,37 @@ func (p *Producer) Client() *kgo.Client { return p.cl }
 // was sent and got no answer (a broker died mid-request), so without this a
 // caller would wait until the broker came back. Such a record is reported
 // as not stored, though it may still be written later: at least once.
+// franz-go then still holds it, so the caller must not reuse its memory:
+// see ProduceAllThen.
 func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
+	return p.ProduceAllThen(ctx, recs, nil)
+}
+
+// ProduceAllThen is ProduceAll, and calls done (when not nil) once every
+// record's promise has run: franz-go then holds none of recs, and the
+// caller may reuse their memory. done runs exactly once. Unless ctx ended
+// first, it has run by the time ProduceAllThen returns (with no records, at
+// once); otherwise it runs later, on another goroutine, when franz-go has
+// answered the rest.
+func (p *Producer) ProduceAllThen(ctx context.Context, recs []*kgo.Record, done func()) []error {
 	if len(recs) == 0 {
+		if done != nil {
+			done()
+		}
 		return nil
 	}
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		errs   = make([]error, len(recs))
-		done   = make([]bool, len(recs))
-		failed bool
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errs     = make([]error, len(recs))
+		answered = make([]bool, len(recs))
+		failed   bool
 	)
 	wg.Add(len(recs))
 	for i, r := range recs {
 		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			mu.Lock()
-			errs[i], done[i] = err, true
+			errs[i], answered[i] = err, true
 			failed = failed || err != nil
 			mu.Unlock()
 			wg.Done()
@@ -76,6 +91,10 @@ func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
 	all := make(chan struct{})
 	go func() {
 		wg.Wait()
+		// franz-go reads a record no more once its promise has run.
+		if done != nil {
+			done()
+		}
 		close(all)
 	}()
 	select {
@@ -86,7 +105,7 @@ func (p *Producer) ProduceAll(ctx context.Context, recs []*kgo.Record) []error {
 	defer mu.Unlock()
 	out := slices.Clone(errs) // late promises write to errs, not to what is returned
 	for i := range out {
-		if !done[i] {
+		if !answered[i] {
 			out[i] = fmt.Errorf("no answer from kafka: %w", context.Cause(ctx))
 			failed = true
 		}

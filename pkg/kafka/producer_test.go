@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,4 +253,95 @@ func hasConfig(rc kadm.ResourceConfig, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// unbuffered counts the records franz-go has let go of; its hook runs just
+// before each record's promise.
+type unbuffered struct{ n atomic.Int64 }
+
+func (u *unbuffered) OnProduceRecordUnbuffered(*kgo.Record, error) { u.n.Add(1) }
+
+// ProduceAllThen's done runs exactly once, after the last promise: before
+// it returns when every record is answered, later when its context ends
+// first and franz-go still holds records.
+func TestProduceAllThen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	t.Run("no records", func(t *testing.T) {
+		_, cfg := fake(t)
+		p := newProducer(t, cfg)
+		var calls atomic.Int64
+		if errs := p.ProduceAllThen(ctx, nil, func() { calls.Add(1) }); errs != nil || calls.Load() != 1 {
+			t.Fatalf("errs %v, done ran %d times", errs, calls.Load())
+		}
+	})
+
+	t.Run("all acknowledged", func(t *testing.T) {
+		_, cfg := fake(t)
+		if err := kafka.EnsureTopics(ctx, cfg, nil, "events"); err != nil {
+			t.Fatal(err)
+		}
+		hook := &unbuffered{}
+		p := newProducer(t, cfg, kgo.WithHooks(hook))
+		var calls, seen atomic.Int64
+		errs := p.ProduceAllThen(ctx, records("events", 20), func() {
+			seen.Store(hook.n.Load())
+			calls.Add(1)
+		})
+		if errs != nil {
+			t.Fatalf("errs = %v", errs)
+		}
+		if calls.Load() != 1 || seen.Load() != 20 {
+			t.Fatalf("done ran %d times before the return, after %d of 20 records", calls.Load(), seen.Load())
+		}
+	})
+
+	t.Run("context ends first", func(t *testing.T) {
+		c, cfg := fake(t)
+		if err := kafka.EnsureTopics(ctx, cfg, nil, "events"); err != nil {
+			t.Fatal(err)
+		}
+		// Produce requests are held, unanswered, until release is closed:
+		// franz-go cannot fail records it sent.
+		release := make(chan struct{})
+		var held atomic.Bool
+		held.Store(true)
+		c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			if held.Load() {
+				c.SleepControl(func() { <-release })
+			}
+			return nil, nil, false
+		})
+		hook := &unbuffered{}
+		p := newProducer(t, cfg, kgo.WithHooks(hook))
+		var calls, seen atomic.Int64
+		ran := make(chan struct{})
+		short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancelShort()
+		errs := p.ProduceAllThen(short, records("events", 5), func() {
+			seen.Store(hook.n.Load())
+			if calls.Add(1) == 1 {
+				close(ran)
+			}
+		})
+		if len(errs) != 5 || !errors.Is(errs[0], context.DeadlineExceeded) {
+			t.Fatalf("errs = %v, want every record failed with the context's error", errs)
+		}
+		if n := hook.n.Load(); n != 0 || calls.Load() != 0 {
+			t.Fatalf("done ran %d times while franz-go held %d of 5 records", calls.Load(), 5-n)
+		}
+		held.Store(false)
+		close(release)
+		select {
+		case <-ran:
+		case <-ctx.Done():
+			t.Fatal("done never ran after the broker answered")
+		}
+		time.Sleep(100 * time.Millisecond) // a second call would come now
+		if calls.Load() != 1 || seen.Load() != 5 {
+			t.Fatalf("done ran %d times, the first after %d of 5 records", calls.Load(), seen.Load())
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"sync"
 	"time"
 	"unsafe"
 
@@ -16,8 +17,9 @@ type Accepted struct {
 	Endpoint  string
 	SourceKey string
 	BatchID   string
-	// EventID shares the record's bytes: copy it (strings.Clone) to keep
-	// it, or it keeps the request's records in memory.
+	// EventID shares the record's bytes, which are reused once the
+	// request is answered: it is valid only during the call; copy it
+	// (strings.Clone) to keep it.
 	EventID    string
 	ReceivedAt time.Time
 	// Raw is the event as received. It is valid only during the call: copy
@@ -35,13 +37,24 @@ func (s *Server) OnAccepted(fn func([]Accepted)) {
 	s.pipe.accepted = append(s.pipe.accepted, fn)
 }
 
+var acceptedBatches = sync.Pool{New: func() any { return new([]Accepted) }}
+
 // notifyAccepted tells the observers about the accepted items of req:
 // item idx[j] was stored as recs[j] when ok[j].
 func (p *Pipeline) notifyAccepted(req *Request, idx []int, recs []*kgo.Record, ok func(j int) bool) {
 	if len(p.accepted) == 0 {
 		return
 	}
-	batch := make([]Accepted, 0, len(idx))
+	// The slice is valid only during the calls: it is reused.
+	bp := acceptedBatches.Get().(*[]Accepted)
+	batch := (*bp)[:0]
+	defer func() {
+		clear(batch) // drop the references to the request's bytes
+		if cap(batch) <= 4096 {
+			*bp = batch[:0]
+			acceptedBatches.Put(bp)
+		}
+	}()
 	for j, i := range idx {
 		if !ok(j) {
 			continue
@@ -52,8 +65,7 @@ func (p *Pipeline) notifyAccepted(req *Request, idx []int, recs []*kgo.Record, o
 		}
 		for _, h := range recs[j].Headers {
 			if h.Key == event.HeaderEventID {
-				// The header's bytes are not written again once the
-				// record is built.
+				// Not written again before the request is answered.
 				a.EventID = unsafe.String(unsafe.SliceData(h.Value), len(h.Value))
 			}
 		}

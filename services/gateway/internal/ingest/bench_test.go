@@ -70,7 +70,11 @@ func BenchmarkBuildEdX(b *testing.B) {
 			var ar *recArena
 			for i := 0; i < b.N; i++ {
 				if i%50 == 0 { // a request of 50 events, as in make bench
-					ar = newRecArena(50)
+					if ar != nil {
+						ar.release() // as Ingest, when it returns
+						ar.release() // as the producer, when the acks are in
+					}
+					ar = getRecArena(50)
 				}
 				it := items[i%len(items)]
 				if it.blank {
@@ -80,6 +84,9 @@ func BenchmarkBuildEdX(b *testing.B) {
 					b.Fatal(rj)
 				}
 			}
+			b.StopTimer()
+			ar.release()
+			ar.release()
 		})
 	}
 }

@@ -69,7 +69,8 @@ func corsServer(t *testing.T) (string, func() []Accepted) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, a := range batch {
-			a.Raw = append([]byte(nil), a.Raw...)
+			a.Raw = append([]byte(nil), a.Raw...) // valid only during the call, as EventID
+			a.EventID = strings.Clone(a.EventID)
 			seen = append(seen, a)
 		}
 	})

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -154,7 +156,10 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 	meta.Endpoint = req.Endpoint
 	meta.Strict = req.Strict
 	recs := make([]*kgo.Record, 0, len(req.Items))
-	ar := newRecArena(len(req.Items))
+	// This call's reference to the arena: released once it no longer
+	// reads recs, the producer's when franz-go has let go of them.
+	ar := getRecArena(len(req.Items))
+	defer ar.release()
 	recIndex := make([]int, 0, len(req.Items))
 	var dead []*pipeline.DeadLetter
 	reject := func(i int, rj *event.Rejection, raw []byte) {
@@ -219,7 +224,9 @@ func (p *Pipeline) Ingest(ctx context.Context, req *Request) *Result {
 		}()
 	}
 	t0 := time.Now()
-	errs := p.producer.ProduceAll(pctx, recs)
+	// Every path reaches this call, which releases the producer's
+	// reference to the arena, at once when recs is empty.
+	errs := p.producer.ProduceAllThen(pctx, recs, ar.release)
 	p.m.produce.Observe(time.Since(t0).Seconds())
 	adm.acked()
 	failed, tooLarge := 0, 0
@@ -484,25 +491,95 @@ func (p *Pipeline) record(ar *recArena, req *Request, env *event.Envelope, value
 }
 
 // recArena hands out the records of one request, their headers and their
-// bytes (values, keys) from a few large allocations instead of four per
-// event. Everything it hands out lives as long as the request's records:
-// until their acks, or until the client gives them up after a timeout, the
-// garbage collector keeping a chunk while any record points into it.
+// bytes (values, keys) from a few large pieces of memory instead of four
+// allocations per event, and the pieces are used again by later requests
+// (recArenas): fresh memory costs more to allocate and zero than reused
+// memory costs to overwrite.
+//
+// Two parties read what an arena handed out: franz-go, until every
+// record's promise has run, which may be after the request was answered
+// (the produce timeout, the circuit opening), and the Ingest call, until
+// it returns (the observers' event ids, the size of a record Kafka refused
+// as too large). So an arena starts with two references, released by
+// Ingest when it returns and by the producer when the last promise has run
+// (kafka.Producer.ProduceAllThen); the last release puts it back into the
+// pool. Nothing that outlives the call points into it: the Result's
+// messages are formatted, dead letters copy the raw bytes, observers copy
+// what they keep.
 // A nil *recArena allocates each piece on its own.
 type recArena struct {
 	recs []kgo.Record
 	hdrs []kgo.RecordHeader
 	buf  []byte // len: bytes handed out; cap: the current chunk
+	// chunks are the byte chunks the arena has allocated, handed out again
+	// in order after a reset; chunks[:next] are in use.
+	chunks [][]byte
+	next   int
+	refs   atomic.Int32
 }
 
 // recArenaChunk is the size of a byte chunk: about 20 typical edX records.
-// It is the largest size the runtime allocates from its per-CPU caches of
-// small objects: a larger chunk is a large object, whose fresh pages cost
-// more to zero and map than the events' own allocations saved.
-const recArenaChunk = 32 << 10
+// It is just under the largest size the runtime allocates from its per-CPU
+// caches of small objects (32 KiB less an 8-byte header): a larger chunk is
+// a large object, whose fresh pages cost more to zero and map than the
+// events' own allocations saved.
+const recArenaChunk = 32<<10 - 64
 
-func newRecArena(events int) *recArena {
-	return &recArena{recs: make([]kgo.Record, 0, events), hdrs: make([]kgo.RecordHeader, 0, 2*events)}
+// An arena that grew past these bounds (a request of many or large
+// events) is left to the garbage collector rather than pooled, so that
+// idle arenas hold little memory.
+const (
+	recArenaMaxBytes   = 1 << 20
+	recArenaMaxRecords = 4096
+)
+
+// recArenas holds the arenas no request references any more.
+var recArenas = sync.Pool{New: func() any { return new(recArena) }}
+
+// getRecArena returns an arena with room for the records of events events,
+// holding two references (see recArena).
+func getRecArena(events int) *recArena {
+	a := recArenas.Get().(*recArena)
+	if cap(a.recs) < events {
+		a.recs = make([]kgo.Record, 0, events)
+	}
+	if cap(a.hdrs) < 2*events {
+		a.hdrs = make([]kgo.RecordHeader, 0, 2*events)
+	}
+	a.refs.Store(2)
+	return a
+}
+
+// release drops one reference; the last one resets the arena and puts it
+// back into the pool.
+func (a *recArena) release() {
+	switch n := a.refs.Add(-1); {
+	case n > 0:
+		return
+	case n < 0:
+		// A third release would free an arena another request may
+		// already be writing.
+		panic("ingest: record arena released once too often")
+	}
+	if a.reset() {
+		recArenas.Put(a)
+	}
+}
+
+// reset empties the arena for another request and keeps its memory; it
+// reports whether the arena is small enough to be pooled. The records and
+// headers handed out are cleared: they point at the last request's context
+// and at values too large for a chunk, which the pool must not keep alive.
+// The chunks' bytes are left as they are: a piece is always overwritten
+// before it is handed out.
+func (a *recArena) reset() bool {
+	if cap(a.recs) > recArenaMaxRecords || len(a.chunks)*recArenaChunk > recArenaMaxBytes {
+		return false
+	}
+	clear(a.recs)
+	clear(a.hdrs)
+	a.recs, a.hdrs, a.buf, a.next = a.recs[:0], a.hdrs[:0], nil, 0
+	return true
 }
 
 func (a *recArena) record() *kgo.Record {
@@ -531,7 +608,12 @@ func (a *recArena) bytes(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, recArenaChunk)
+		// The next chunk: one this request does not use yet.
+		if a.next == len(a.chunks) {
+			a.chunks = append(a.chunks, make([]byte, 0, recArenaChunk))
+		}
+		a.buf = a.chunks[a.next][:0]
+		a.next++
 	}
 	return a.buf[len(a.buf):len(a.buf)]
 }
