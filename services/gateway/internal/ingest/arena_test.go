@@ -331,6 +331,9 @@ func TestRecycledArenasThroughKafka(t *testing.T) {
 				string(rec.Key) != env.PartitionKey {
 				t.Fatalf("event %s was stored with another event's bytes: envelope id %s, key %q, raw %.120q", id, env.EventID, rec.Key, env.Raw)
 			}
+			if !rec.Timestamp.Equal(env.ReceivedAt.Truncate(time.Millisecond)) { // Kafka keeps milliseconds
+				t.Fatalf("event %s: record time %s, received_at %s", id, rec.Timestamp, env.ReceivedAt)
+			}
 			if r < requests { // the held ones may or may not be stored
 				stored[id] = true
 			}

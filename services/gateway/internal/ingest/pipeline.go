@@ -486,6 +486,10 @@ func (p *Pipeline) record(ar *recArena, req *Request, env *event.Envelope, value
 		Key:     kid[:n:n],
 		Value:   value,
 		Headers: h,
+		// The record's time is when the gateway received the event (its
+		// envelope's received_at), rather than the producer's clock read
+		// once per record.
+		Timestamp: env.ReceivedAt,
 	}
 	return r
 }

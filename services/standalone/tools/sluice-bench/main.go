@@ -139,22 +139,32 @@ func run(o options) error {
 	slice := o.duration / time.Duration(o.rounds)
 	ro := o // -max-requests bounds a phase: each round gets its share
 	ro.maxRequests = max(o.maxRequests/int64(o.rounds), 1)
+	pid := cmd.Process.Pid
+	measured := func(url string) *result {
+		c0, s0 := procCPU(pid), procCPU(os.Getpid())
+		r := load(ro, url, lines, slice)
+		r.cpu = procCPU(pid) - c0
+		if os.Getenv("SLUICE_BENCH_DEBUG") != "" {
+			fmt.Printf("  %s: server %.2f µs/event, client %.2f µs/event, wall %s\n", url, float64((r.cpu).Microseconds())/float64(r.events), float64((procCPU(os.Getpid())-s0).Microseconds())/float64(r.events), r.elapsed)
+		}
+		return r
+	}
 	fmt.Printf("\n%-6s %16s %16s %8s\n", "round", "gateway ev/s", "passthrough ev/s", "ratio")
 	for r := 0; r < o.rounds; r++ {
 		var g, p *result
 		if r%2 == 0 {
 			var err error
-			g, err = profiled(o, r, "http://"+admin, o.cpuprofile, func() *result { return load(ro, gwURL, lines, slice) })
+			g, err = profiled(o, r, "http://"+admin, o.cpuprofile, func() *result { return measured(gwURL) })
 			if err != nil {
 				return err
 			}
-			p, err = profiled(o, r, "http://"+admin, o.cpuprofile+".passthrough", func() *result { return load(ro, ptURL, lines, slice) })
+			p, err = profiled(o, r, "http://"+admin, o.cpuprofile+".passthrough", func() *result { return measured(ptURL) })
 			if err != nil {
 				return err
 			}
 		} else {
-			p = load(ro, ptURL, lines, slice)
-			g = load(ro, gwURL, lines, slice)
+			p = measured(ptURL)
+			g = measured(gwURL)
 		}
 		fmt.Printf("%-6d %16.0f %16.0f %8.2f\n", r+1, g.eventsPerSec(), p.eventsPerSec(), g.eventsPerSec()/max(p.eventsPerSec(), 1))
 		gwRes.merge(g)
@@ -165,7 +175,7 @@ func run(o options) error {
 	rss := peakRSS(cmd.Process.Pid)
 
 	fmt.Println()
-	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "retries", "errors", "peak RSS MB")
+	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %14s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "retries", "errors", "peak RSS MB", "cpu µs/event")
 	gwRes.print("gateway (validate+Avro)", rss)
 	ptRes.print("passthrough baseline", rss)
 	ratio := 0.0
@@ -182,6 +192,7 @@ func run(o options) error {
 
 type result struct {
 	elapsed  time.Duration
+	cpu      time.Duration // the child's CPU time (user + system) during the phase
 	events   int64
 	requests int64
 	errors   int64 // batches not stored after their retries
@@ -194,6 +205,7 @@ type result struct {
 
 // merge adds o's counts, time and latencies to r (r.lat is left unsorted).
 func (r *result) merge(o *result) {
+	r.cpu += o.cpu
 	r.elapsed += o.elapsed
 	r.events += o.events
 	r.requests += o.requests
@@ -206,6 +218,14 @@ func (r *result) merge(o *result) {
 	}
 }
 
+// cpuPerEvent is the child's CPU time per stored event, in µs.
+func (r *result) cpuPerEvent() float64 {
+	if r.events == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / float64(r.events)
+}
+
 func (r *result) eventsPerSec() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
 func (r *result) pct(p float64) float64 {
@@ -216,7 +236,7 @@ func (r *result) pct(p float64) float64 {
 }
 
 func (r *result) print(name string, rss int64) {
-	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %10d %14d\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.retries, r.errors, rss>>20)
+	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %10d %14d %14.2f\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.retries, r.errors, rss>>20, r.cpuPerEvent())
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
@@ -387,6 +407,24 @@ func waitReady(url string, d time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("standalone not ready after %s", d)
+}
+
+// procCPU reads the process's CPU time so far (user + system, from
+// /proc/<pid>/stat, in clock ticks of 10 ms); 0 where /proc is missing.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // peakRSS reads the process's high-water resident set size (VmHWM).
