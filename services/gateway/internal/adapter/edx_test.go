@@ -1037,7 +1037,7 @@ func FuzzFastValid(f *testing.F) {
 				t.Fatalf("fastValid took %q, which the decoder refuses: %v", b, err)
 			}
 		}
-		top, ok := fastObject(b, nil, fastMaxDepth, nil)
+		top, ok := fastObject(b, nil, fastMaxDepth)
 		if ok && !valid {
 			t.Fatalf("fastObject took %q, which fastValid refuses", b)
 		}
@@ -1049,8 +1049,8 @@ func FuzzFastValid(f *testing.F) {
 				break
 			}
 			nested := fastNested{key: m.key}
-			top2, ok2 := fastObject(b, nil, fastMaxDepth, &nested)
-			want, wantOK := fastObject(m.value, nil, fastMaxDepth-1, nil)
+			top2, ok2 := fastObjectWith(b, nil, fastMaxDepth, &nested)
+			want, wantOK := fastObject(m.value, nil, fastMaxDepth-1)
 			if m.value[0] != '{' {
 				want, wantOK = nil, true
 			}
@@ -1091,7 +1091,7 @@ func BenchmarkFastObject(b *testing.B) {
 	b.SetBytes(int64(len(data) / len(lines)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, ok := fastObject(lines[i%len(lines)], buf[:0], fastMaxDepth, nil); !ok {
+		if _, ok := fastObject(lines[i%len(lines)], buf[:0], fastMaxDepth); !ok {
 			b.Fatalf("line %d refused", i%len(lines))
 		}
 	}

@@ -179,7 +179,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 	// One pass validates the whole event, bounds its nesting and lists its
 	// members and its context's.
 	ctxMembers := fastNested{key: "context", dst: fr.ctxTop[:0]}
-	top, ok := fastObject(in.Raw, fr.top[:0], maxDepth, &ctxMembers)
+	top, ok := fastObjectWith(in.Raw, fr.top[:0], maxDepth, &ctxMembers)
 	if !ok {
 		return fo, false
 	}
@@ -565,7 +565,7 @@ func fastOptObject(v []byte, dst []fastMember) (ms []fastMember, null, ok bool) 
 	if fastScalar(v) != 'o' {
 		return nil, false, false
 	}
-	ms, ok = fastObject(v, dst, fastMaxDepth, nil)
+	ms, ok = fastObject(v, dst, fastMaxDepth)
 	return ms, false, ok
 }
 

@@ -31,68 +31,80 @@ type fastNested struct {
 	found bool
 }
 
-// fastObject validates raw and appends its members to dst, and those of
-// nested's object (nil: none). ok is false when raw is not an object the
-// fast path takes (see above), or nests deeper than maxDepth.
-func fastObject(raw []byte, dst []fastMember, maxDepth int, nested *fastNested) ([]fastMember, bool) {
-	end, dst, ok := fastObjectAt(raw, fastSpace(raw, 0), 1, maxDepth, dst, nested)
-	return dst, ok && fastSpace(raw, end) == len(raw)
+// fastObject validates raw and appends its members to dst. ok is false
+// when raw is not an object the fast path takes (see above), or nests
+// deeper than maxDepth.
+func fastObject(raw []byte, dst []fastMember, maxDepth int) ([]fastMember, bool) {
+	end, ms, _, _, ok := fastObjectAt(raw, fastSpace(raw, 0), 1, maxDepth, dst, "", nil)
+	return ms, ok && fastSpace(raw, end) == len(raw)
+}
+
+// fastObjectWith is fastObject that also lists the members of nested's
+// object. It is a function of its own so that fastObject's callers can
+// keep their member arrays on the stack: the nested members are stored
+// through a pointer, which makes what flows there escape.
+func fastObjectWith(raw []byte, dst []fastMember, maxDepth int, nested *fastNested) ([]fastMember, bool) {
+	end, ms, nms, found, ok := fastObjectAt(raw, fastSpace(raw, 0), 1, maxDepth, dst, nested.key, nested.dst)
+	nested.dst, nested.found = nms, found
+	return ms, ok && fastSpace(raw, end) == len(raw)
 }
 
 // fastObjectAt is fastObject for the object at b[i], at nesting level
-// depth; end is the index after its closing brace.
-func fastObjectAt(b []byte, i, depth, maxDepth int, dst []fastMember, nested *fastNested) (end int, ms []fastMember, ok bool) {
+// depth; end is the index after its closing brace. The members of the
+// member nestedKey ("": none), when it is an object, are appended to
+// nestedDst and returned as nested.
+func fastObjectAt(b []byte, i, depth, maxDepth int, dst []fastMember, nestedKey string, nestedDst []fastMember) (end int, ms, nested []fastMember, found, ok bool) {
 	if i >= len(b) || b[i] != '{' {
-		return 0, nil, false
+		return 0, nil, nil, false, false
 	}
 	i = fastSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return i + 1, dst, true
+		return i + 1, dst, nil, false, true
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 		kEnd, esc, ok := fastScanString(b, i)
 		if !ok || esc {
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 		key := rawString(b[i+1 : kEnd-1])
 		for j := range dst {
 			if dst[j].key == key {
-				return 0, nil, false
+				return 0, nil, nil, false, false
 			}
 		}
 		i = fastSpace(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 		i = fastSpace(b, i+1)
 		var vEnd int
-		if nested != nil && i < len(b) && b[i] == '{' && key == nested.key {
+		if nestedKey != "" && i < len(b) && b[i] == '{' && key == nestedKey {
 			if depth >= maxDepth {
-				return 0, nil, false
+				return 0, nil, nil, false, false
 			}
-			vEnd, nested.dst, ok = fastObjectAt(b, i, depth+1, maxDepth, nested.dst, nil)
-			nested.found = ok
+			vEnd, nested, _, _, ok = fastObjectAt(b, i, depth+1, maxDepth, nestedDst, "", nil)
+			found = ok
 		} else {
 			vEnd, ok = fastScanValue(b, i, depth, maxDepth)
 		}
 		if !ok {
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 		dst = append(dst, fastMember{key: key, value: b[i:vEnd]})
 		i = fastSpace(b, vEnd)
 		if i >= len(b) {
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 		switch b[i] {
 		case '}':
-			return i + 1, dst, true
+			return i + 1, dst, nested, found, true
 		case ',':
 			i = fastSpace(b, i+1)
 		default:
-			return 0, nil, false
+			return 0, nil, nil, false, false
 		}
 	}
 }
