@@ -91,7 +91,8 @@ var fastBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 // bytes (adapter.Input.TopString).
 func (p *Pipeline) buildFast(ar *recArena, fa adapter.FastAdapter, codec *avro.Codec, req *Request, meta *adapter.Meta,
 	i int, it *Item) (rec *kgo.Record, took bool, ign *Ignored) {
-	in := &adapter.Input{Raw: it.Raw, Meta: *meta, MaxDepth: p.limits.MaxDepth}
+	in := ar.input()
+	*in = adapter.Input{Raw: it.Raw, Meta: *meta, MaxDepth: p.limits.MaxDepth}
 	bp := fastBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 256<<10 {

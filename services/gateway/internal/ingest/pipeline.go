@@ -520,6 +520,9 @@ type recArena struct {
 	chunks [][]byte
 	next   int
 	refs   atomic.Int32
+	// in is the fast path's input, one event at a time: nothing keeps it
+	// past the event.
+	in adapter.Input
 }
 
 // recArenaChunk is the size of a byte chunk: about 20 typical edX records.
@@ -582,8 +585,18 @@ func (a *recArena) reset() bool {
 	}
 	clear(a.recs)
 	clear(a.hdrs)
+	a.in = adapter.Input{}
 	a.recs, a.hdrs, a.buf, a.next = a.recs[:0], a.hdrs[:0], nil, 0
 	return true
+}
+
+// input returns the arena's adapter input, to be overwritten for the next
+// event.
+func (a *recArena) input() *adapter.Input {
+	if a == nil {
+		return new(adapter.Input)
+	}
+	return &a.in
 }
 
 func (a *recArena) record() *kgo.Record {
