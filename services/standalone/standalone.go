@@ -145,19 +145,7 @@ func Build(ctx context.Context, cfg *Config, env app.Env) ([]app.Component, erro
 			return nil, err
 		}
 	}
-	_, portStr, _ := net.SplitHostPort(cfg.KafkaAddr)
-	port, _ := strconv.Atoi(portStr)
-	kopts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
-		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),
-		kfake.DefaultNumPartitions(int(cfg.Gateway.Kafka.Partitions)),
-		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "500"}),
-	}
-	if cfg.KafkaSyncWrites {
-		kopts = append(kopts, kfake.SyncWrites())
-	}
-	broker := &embeddedKafka{opts: kopts, log: env.Log}
+	broker := &embeddedKafka{opts: kafkaOpts(cfg, env.Log), log: env.Log}
 	reg, err := newRegistry(cfg.RegistryAddr, cfg.DataDir, env.Log)
 	if err != nil {
 		return nil, err
@@ -226,6 +214,26 @@ func Build(ctx context.Context, cfg *Config, env app.Env) ([]app.Component, erro
 		return nil
 	}}
 	return append(comps, gw, banner), nil
+}
+
+// kafkaOpts configures the embedded broker on cfg.KafkaAddr and
+// <data_dir>/kafka. Its listener refuses anything that is not a Kafka
+// request (see maxRequestBytes).
+func kafkaOpts(cfg *Config, log *zap.Logger) []kfake.Opt {
+	_, portStr, _ := net.SplitHostPort(cfg.KafkaAddr)
+	port, _ := strconv.Atoi(portStr)
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ListenFn(guardedListen(log.Named("kafka"))),
+		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),
+		kfake.DefaultNumPartitions(int(cfg.Gateway.Kafka.Partitions)),
+		kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "500"}),
+	}
+	if cfg.KafkaSyncWrites {
+		kopts = append(kopts, kfake.SyncWrites())
+	}
+	return kopts
 }
 
 // embeddedKafka is the kfake cluster as a component.
