@@ -133,7 +133,7 @@ type Backpressure struct {
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
 	// MaxAwaitingAcks bounds the requests whose records are handed to the
 	// producer and that wait for the brokers' acks; 0 means
-	// 8 x GOMAXPROCS (AwaitingAcks). A request that finds them all taken
+	// 4 x GOMAXPROCS (AwaitingAcks). A request that finds them all taken
 	// waits, holding its processing slot, so that slow acks push back on
 	// new requests.
 	MaxAwaitingAcks int `yaml:"max_awaiting_acks" env:"MAX_AWAITING_ACKS"`
@@ -185,13 +185,17 @@ func (b Backpressure) InflightRequests() int {
 }
 
 // AwaitingAcks is the bound on requests waiting for acks that b sets:
-// MaxAwaitingAcks, or 8 per core when it is 0 (acks take longer than the
-// CPU work, so more requests wait for them than are processed).
+// MaxAwaitingAcks, or 4 per core when it is 0. More slots let more
+// requests' records wait for acks at once, which raises throughput when
+// nothing is refused, but under overload each one is a request's worth of
+// latency: with the gateway at about 12 µs of CPU per edX event, 8 per core
+// let the overload drill's accepted p99 reach 130-460 ms on 2 cores, 4 per
+// core keeps it at 70-100 ms (docs/benchmarks.md).
 func (b Backpressure) AwaitingAcks() int {
 	if b.MaxAwaitingAcks > 0 {
 		return b.MaxAwaitingAcks
 	}
-	return 8 * runtime.GOMAXPROCS(0)
+	return 4 * runtime.GOMAXPROCS(0)
 }
 
 // recordOverhead is room for a record's envelope, key and headers next to
@@ -296,7 +300,7 @@ func (c Config) Validate() error {
 	}
 	b := c.Backpressure
 	if b.MaxAwaitingAcks < 0 {
-		p.Addf("backpressure.max_awaiting_acks: must be 0 (8 per core) or positive")
+		p.Addf("backpressure.max_awaiting_acks: must be 0 (4 per core) or positive")
 	}
 	if b.MaxInflightRequests < 0 {
 		p.Addf("backpressure.max_inflight_requests: must be 0 (4 per core) or positive")
