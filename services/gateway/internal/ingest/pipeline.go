@@ -418,6 +418,8 @@ func (p *Pipeline) build(ar *recArena, codec *avro.Codec, adapt func(*adapter.In
 	return p.record(ar, req, &env, ar.used(value)), nil, nil
 }
 
+// tooDeep is the rejection of an event that nests depth levels deep, over
+// limits.max_depth.
 func (p *Pipeline) tooDeep(depth int) *event.Rejection {
 	return event.Reject("too_deep", "", "event nests %d levels deep, over the limit of %d", depth, p.limits.MaxDepth)
 }
