@@ -488,10 +488,11 @@ func (p *Pipeline) record(ar *recArena, req *Request, env *event.Envelope, value
 		Key:     kid[:n:n],
 		Value:   value,
 		Headers: h,
-		// The record's time is when the gateway received the event (its
-		// envelope's received_at), rather than the producer's clock read
-		// once per record.
-		Timestamp: env.ReceivedAt,
+		// One clock read per Ingest call rather than the producer's one
+		// per record. Not received_at: a request ingested in parts (a
+		// large archive) can outlast the producer's delivery timeout,
+		// which counts from this time.
+		Timestamp: ar.now(),
 	}
 	return r
 }
@@ -525,6 +526,8 @@ type recArena struct {
 	// in is the fast path's input, one event at a time: nothing keeps it
 	// past the event.
 	in adapter.Input
+	// ts is the records' Kafka timestamp, read when the arena is taken.
+	ts time.Time
 }
 
 // recArenaChunk is the size of a byte chunk: about 20 typical edX records.
@@ -556,6 +559,7 @@ func getRecArena(events int) *recArena {
 		a.hdrs = make([]kgo.RecordHeader, 0, 2*events)
 	}
 	a.refs.Store(2)
+	a.ts = time.Now()
 	return a
 }
 
@@ -590,6 +594,15 @@ func (a *recArena) reset() bool {
 	a.in = adapter.Input{}
 	a.recs, a.hdrs, a.buf, a.next = a.recs[:0], a.hdrs[:0], nil, 0
 	return true
+}
+
+// now is the time the arena was taken, the records' timestamp (nil: the
+// clock).
+func (a *recArena) now() time.Time {
+	if a == nil {
+		return time.Now()
+	}
+	return a.ts
 }
 
 // input returns the arena's adapter input, to be overwritten for the next
