@@ -320,17 +320,7 @@ func (EdX) Adapt(in *Input) (*Output, *event.Rejection) {
 		}
 		r.val[edxUsername], r.set[edxUsername] = mu, true
 	}
-	if r.set[edxUsername] && r.val[edxUsername] == "" {
-		r.quirk("username_empty")
-	}
-
-	// agent mojibake.
-	if r.set[edxAgent] {
-		if fixed, ok := edxRepairMojibake(r.val[edxAgent]); ok {
-			r.val[edxAgent] = fixed
-			r.quirk("agent_mojibake")
-		}
-	}
+	r.repairTopFields()
 
 	for i, k := range edxTopFields {
 		if r.set[i] {
@@ -868,6 +858,21 @@ func edxLooksURLEncoded(s string) bool {
 
 func edxIsHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// repairTopFields records an empty username and repairs a mojibake agent
+// in the top-level fields found so far; Adapt and AdaptFast call it at the
+// same point, after the context's fields are merged in.
+func (r *edxRun) repairTopFields() {
+	if r.set[edxUsername] && r.val[edxUsername] == "" {
+		r.quirk("username_empty")
+	}
+	if r.set[edxAgent] {
+		if fixed, ok := edxRepairMojibake(r.val[edxAgent]); ok {
+			r.val[edxAgent] = fixed
+			r.quirk("agent_mojibake")
+		}
+	}
 }
 
 // edxRepairMojibake undoes UTF-8 text that was decoded as latin-1 (PEP

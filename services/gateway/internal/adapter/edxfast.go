@@ -251,15 +251,7 @@ func (EdX) AdaptFast(in *Input, dst []byte) (fo FastOutput, ok bool) {
 		ctxNull = false
 	}
 
-	if r.set[edxUsername] && r.val[edxUsername] == "" {
-		r.quirk("username_empty")
-	}
-	if r.set[edxAgent] {
-		if fixed, ok := edxRepairMojibake(r.val[edxAgent]); ok {
-			r.val[edxAgent] = fixed
-			r.quirk("agent_mojibake")
-		}
-	}
+	r.repairTopFields()
 
 	// event.
 	var kind, evRaw, evJSON string

@@ -481,10 +481,11 @@ func (p *Pipeline) record(ar *recArena, req *Request, env *event.Envelope, value
 	n := len(env.PartitionKey)
 	r := ar.record()
 	h := ar.headers()
-	h[0] = kgo.RecordHeader{Key: event.HeaderFamily, Value: familyHeader(req.Family)}
+	fam := familyRecordOf(req.Family)
+	h[0] = kgo.RecordHeader{Key: event.HeaderFamily, Value: fam.header}
 	h[1] = kgo.RecordHeader{Key: event.HeaderEventID, Value: kid[n:]}
 	*r = kgo.Record{
-		Topic:   rawTopic(req.Family),
+		Topic:   fam.topic,
 		Key:     kid[:n:n],
 		Value:   value,
 		Headers: h,
@@ -663,36 +664,27 @@ func (a *recArena) used(b []byte) []byte {
 	return b
 }
 
-// rawTopics holds each family's raw topic name, made once.
-var rawTopics = func() map[event.Family]string {
-	m := make(map[event.Family]string, len(event.Families))
-	for _, f := range event.Families {
-		m[f] = event.RawTopic(f)
-	}
-	return m
-}()
-
-func rawTopic(f event.Family) string {
-	if t, ok := rawTopics[f]; ok {
-		return t
-	}
-	return event.RawTopic(f)
+// familyRecord is what every record of a family shares: its raw topic and
+// its family header's bytes (the client does not modify them).
+type familyRecord struct {
+	topic  string
+	header []byte
 }
 
-// familyHeaders holds each family's header value, made once.
-var familyHeaders = func() map[event.Family][]byte {
-	m := make(map[event.Family][]byte, len(event.Families))
+// familyRecords holds each family's, made once.
+var familyRecords = func() map[event.Family]familyRecord {
+	m := make(map[event.Family]familyRecord, len(event.Families))
 	for _, f := range event.Families {
-		m[f] = []byte(f)
+		m[f] = familyRecord{event.RawTopic(f), []byte(f)}
 	}
 	return m
 }()
 
-func familyHeader(f event.Family) []byte {
-	if b, ok := familyHeaders[f]; ok {
-		return b
+func familyRecordOf(f event.Family) familyRecord {
+	if fr, ok := familyRecords[f]; ok {
+		return fr
 	}
-	return []byte(f)
+	return familyRecord{event.RawTopic(f), []byte(f)}
 }
 
 var batchNS = uuid.MustParse("6f1c2a52-3c4e-4f53-9a51-5c1d2e3f4a5b")
