@@ -140,12 +140,14 @@ func run(o options) error {
 	ro := o // -max-requests bounds a phase: each round gets its share
 	ro.maxRequests = max(o.maxRequests/int64(o.rounds), 1)
 	pid := cmd.Process.Pid
+	debug := os.Getenv("SLUICE_BENCH_DEBUG") != "" // the load generator's CPU too, per round
 	measured := func(url string) *result {
 		c0, s0 := procCPU(pid), procCPU(os.Getpid())
 		r := load(ro, url, lines, slice)
 		r.cpu = procCPU(pid) - c0
-		if os.Getenv("SLUICE_BENCH_DEBUG") != "" {
-			fmt.Printf("  %s: server %.2f µs/event, client %.2f µs/event, wall %s\n", url, float64((r.cpu).Microseconds())/float64(r.events), float64((procCPU(os.Getpid())-s0).Microseconds())/float64(r.events), r.elapsed)
+		if debug {
+			client := &result{events: r.events, cpu: procCPU(os.Getpid()) - s0}
+			fmt.Printf("  %s: server %.2f µs/event, client %.2f µs/event, wall %s\n", url, r.cpuPerEvent(), client.cpuPerEvent(), r.elapsed)
 		}
 		return r
 	}
