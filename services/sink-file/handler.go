@@ -201,8 +201,9 @@ func (h *handler) pause(cause error, targets map[filewriter.TP]int64) {
 	h.rewind(targets)
 	h.consumer.Client().PauseFetchTopics(h.topics...)
 	err := fmt.Errorf("output folder refuses writes, consuming is paused: %w", cause)
-	h.pausedErr.Store(&err)
+	// The gauge first: whoever sees the readiness error sees the gauge at 1.
 	h.metrics.paused.Set(1)
+	h.pausedErr.Store(&err)
 	h.nextProbe = time.Now().Add(h.cfg.DiskRetry)
 	h.log.Error("pausing: cannot write files; will resume when the folder takes writes again",
 		zap.Duration("retry", h.cfg.DiskRetry), zap.Error(cause))
@@ -250,8 +251,9 @@ func (h *handler) probe() {
 		h.log.Debug("output folder still refuses writes", zap.Error(err))
 		return
 	}
-	h.pausedErr.Store(nil)
+	// The gauge first: whoever sees the sink ready again sees the gauge at 0.
 	h.metrics.paused.Set(0)
+	h.pausedErr.Store(nil)
 	h.consumer.Client().ResumeFetchTopics(h.topics...)
 	h.log.Info("output folder takes writes again; resuming")
 }

@@ -281,9 +281,10 @@ func (e *engine) halt(err error) {
 		}
 		return
 	}
+	// The gauge first: whoever sees the readiness error sees the gauge at 1.
+	e.m.halted.Set(1)
 	e.halted.Store(&halt{err: err, cleared: make(chan struct{})})
 	e.q.kick()
-	e.m.halted.Set(1)
 	e.log.Error("HEC refuses this configuration; delivery is halted and no event is dropped: fix the configuration (the sink retries every halt_retry)",
 		zap.Duration("halt_retry", e.cfg.HaltRetry), zap.Error(err))
 	e.tr.mu.Lock()
@@ -294,12 +295,13 @@ func (e *engine) halt(err error) {
 func (e *engine) unhalt() {
 	e.haltMu.Lock()
 	defer e.haltMu.Unlock()
-	h := e.halted.Swap(nil)
-	if h == nil {
+	if e.halted.Load() == nil {
 		return
 	}
-	close(h.cleared)
+	// The gauge first: whoever sees the sink ready again sees the gauge at 0.
 	e.m.halted.Set(0)
+	h := e.halted.Swap(nil)
+	close(h.cleared)
 	e.log.Info("HEC accepts events again; delivery resumes")
 	e.tr.mu.Lock()
 	e.updateFetchLocked()

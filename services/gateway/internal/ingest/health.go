@@ -90,10 +90,10 @@ func (h *brokerHealth) success() {
 		return
 	}
 	down := time.Since(h.since)
+	h.m.kafkaAvailable.Set(1) // before the circuit closes, so readers never see it closed with the gauge at 0
 	h.open.Store(false)
 	h.since = time.Now()
 	h.tripped = make(chan struct{})
-	h.m.kafkaAvailable.Set(1)
 	h.log.Info("kafka is reachable again; taking requests", zap.Duration("was_down", down.Round(time.Millisecond)))
 }
 
@@ -109,11 +109,11 @@ func (h *brokerHealth) failure(err error) {
 	if h.open.Load() || h.failures < h.threshold {
 		return
 	}
+	h.m.kafkaAvailable.Set(0) // before the circuit opens, so readers never see it open with the gauge at 1
+	h.m.circuitOpens.Inc()
 	h.open.Store(true)
 	h.since = time.Now()
 	close(h.tripped)
-	h.m.kafkaAvailable.Set(0)
-	h.m.circuitOpens.Inc()
 	h.log.Error("kafka is unreachable; refusing requests with 503 until it answers again",
 		zap.Int("consecutive_failures", h.failures), zap.Error(err))
 }
