@@ -177,9 +177,18 @@ func run(o options) error {
 	rss := peakRSS(cmd.Process.Pid)
 
 	fmt.Println()
-	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %14s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "retries", "errors", "peak RSS MB", "cpu µs/event")
+	fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %10s %14s %14s\n", "phase", "events/s", "p50 ms", "p99 ms", "requests", "refused", "retries", "errors", "peak RSS MB", "cpu µs/event")
 	gwRes.print("gateway (validate+Avro)", rss)
 	ptRes.print("passthrough baseline", rss)
+	for _, r := range []struct {
+		name string
+		res  *result
+	}{{"gateway", gwRes}, {"passthrough", ptRes}} {
+		if r.res.refused > 0 {
+			fmt.Printf("%s: %d replies 429/503 (backpressure); connections spent %.0f %% of the phase waiting out Retry-After\n",
+				r.name, r.res.refused, 100*r.res.backoff.Seconds()/(float64(o.conns)*r.res.elapsed.Seconds()))
+		}
+	}
 	ratio := 0.0
 	if ptRes.eventsPerSec() > 0 {
 		ratio = gwRes.eventsPerSec() / ptRes.eventsPerSec()
@@ -199,6 +208,11 @@ type result struct {
 	requests int64
 	errors   int64 // batches not stored after their retries
 	retries  int64
+	// refused counts the 429 and 503 replies (the gateway's backpressure),
+	// and backoff the time connections spent waiting to retry, Retry-After
+	// or backoff, cut at the phase's end.
+	refused int64
+	backoff time.Duration
 	// unfinished batches were waiting to be retried when the phase ended.
 	unfinished int64
 	lat        []time.Duration
@@ -214,6 +228,8 @@ func (r *result) merge(o *result) {
 	r.errors += o.errors
 	r.retries += o.retries
 	r.unfinished += o.unfinished
+	r.refused += o.refused
+	r.backoff += o.backoff
 	r.lat = append(r.lat, o.lat...)
 	if r.firstErr == "" {
 		r.firstErr = o.firstErr
@@ -238,7 +254,7 @@ func (r *result) pct(p float64) float64 {
 }
 
 func (r *result) print(name string, rss int64) {
-	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %10d %14d %14.2f\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.retries, r.errors, rss>>20, r.cpuPerEvent())
+	fmt.Printf("%-28s %12.0f %10.1f %10.1f %10d %10d %10d %10d %14d %14.2f\n", name, r.eventsPerSec(), r.pct(0.5), r.pct(0.99), r.requests, r.refused, r.retries, r.errors, rss>>20, r.cpuPerEvent())
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
@@ -266,7 +282,8 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			defer wg.Done()
 			var body bytes.Buffer
 			var lat []time.Duration
-			var events, errs, sent, retries, unfinished int64
+			var events, errs, sent, retries, unfinished, refused int64
+			var backoff time.Duration
 			var firstErr string
 			next := w * 7
 			seq := 0
@@ -308,11 +325,17 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 						}
 						lastErr = fmt.Sprintf("%d %s", resp.StatusCode, truncate(string(b), 300))
 						retryAfter = resp.Header.Get("Retry-After")
+						if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+							refused++
+						}
 						if !retryable(resp.StatusCode, b) {
 							break
 						}
 					}
-					if !sleepCtx(ctx, retryDelay(retryAfter, attempt)) {
+					slept := time.Now()
+					ok := sleepCtx(ctx, retryDelay(retryAfter, attempt))
+					backoff += time.Since(slept)
+					if !ok {
 						cut = true // the phase ended while the batch waited to be retried
 						break
 					}
@@ -337,6 +360,8 @@ func load(o options, url string, lines [][]byte, d time.Duration) *result {
 			res.requests += sent
 			res.retries += retries
 			res.unfinished += unfinished
+			res.refused += refused
+			res.backoff += backoff
 			if res.firstErr == "" {
 				res.firstErr = firstErr
 			}
