@@ -185,7 +185,7 @@ func run(o options) error {
 		res  *result
 	}{{"gateway", gwRes}, {"passthrough", ptRes}} {
 		if r.res.refused > 0 {
-			fmt.Printf("%s: %d replies 429/503 (backpressure); connections spent %.0f %% of the phase waiting out Retry-After\n",
+			fmt.Printf("%s: %d replies 429/503 (backpressure); connections spent %.0f %% of the phase waiting to retry (Retry-After, or a backoff after no reply)\n",
 				r.name, r.res.refused, 100*r.res.backoff.Seconds()/(float64(o.conns)*r.res.elapsed.Seconds()))
 		}
 	}
