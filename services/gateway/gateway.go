@@ -117,7 +117,9 @@ type Limits struct {
 	WriteTimeout         time.Duration `yaml:"write_timeout" env:"WRITE_TIMEOUT"`
 	IdleTimeout          time.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
 	// MaxConnections bounds the open client connections (0: unbounded);
-	// past it, new connections wait in the listen backlog.
+	// past it, a new connection's request gets 503 overloaded with
+	// Retry-After and the connection is closed, and past a quarter more
+	// (at least 16) a new connection is closed as soon as it is accepted.
 	MaxConnections int `yaml:"max_connections" env:"MAX_CONNECTIONS"`
 }
 

@@ -39,6 +39,9 @@ import (
 //     Kafka acks more slowly than the CPU builds, the ack slots fill, then
 //     the processing slots, and new requests are refused: what is in
 //     flight, and so the latency of what is accepted, stays bounded.
+//   - Open connections (Options.MaxConnections, connlimit.go): a request
+//     on a connection past the bound is refused before its body is read,
+//     and that connection closed after the answer.
 //   - Kafka unavailable (health.go): while the circuit is open, requests are
 //     refused before their body is read.
 //   - Shutting down: requests that arrive after SIGTERM on a connection that
@@ -256,6 +259,12 @@ func guarded(r *http.Request) bool {
 func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		over := overflowConn(r.Context())
+		if over {
+			// A connection past limits.max_connections (connlimit.go)
+			// serves one request: it is closed after the answer.
+			c.Response().Header().Set("Connection", "close")
+		}
 		if !guarded(r) {
 			return next(c)
 		}
@@ -269,6 +278,9 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := s.health.err(); err != nil {
 			closeUnread(c)
 			return s.refuse(ReasonKafkaUnavailable, "", "events cannot be stored right now: %v; retry after the delay", err)
+		}
+		if over {
+			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d open connections; retry after the delay", s.opts.MaxConnections)
 		}
 		g := s.guard
 		if g.full() {

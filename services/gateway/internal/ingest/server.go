@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/net/netutil"
 
 	"github.com/sluicehq/sluice/pkg/avro"
 	"github.com/sluicehq/sluice/pkg/event"
@@ -45,8 +44,9 @@ type Options struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
-	// MaxConnections bounds the open client connections; past it, new ones
-	// wait in the listen backlog until one closes. 0: unbounded.
+	// MaxConnections bounds the open client connections (connlimit.go):
+	// past it, a new connection's request gets 503 overloaded and the
+	// connection is closed. 0: unbounded.
 	MaxConnections int
 
 	// Backpressure (guard.go); 0: unbounded.
@@ -187,6 +187,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(deps.Log.Named("http")),
+		ConnContext:       connContext, // connlimit.go
 	}
 	return s, nil
 }
@@ -214,7 +215,7 @@ func (s *Server) Start(context.Context) error {
 		return fmt.Errorf("listening on %s: %w", s.opts.Listen, err)
 	}
 	if s.opts.MaxConnections > 0 {
-		ln = netutil.LimitListener(ln, s.opts.MaxConnections)
+		ln = newLimitListener(ln, s.opts.MaxConnections, s.m.connectionsDropped.Inc)
 	}
 	s.health.start()
 	s.mu.Lock()
