@@ -118,8 +118,8 @@ type Limits struct {
 	IdleTimeout          time.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
 	// MaxConnections bounds the open client connections (0: unbounded);
 	// past it, a new connection's request gets 503 overloaded with
-	// Retry-After and the connection is closed, and past a quarter more
-	// (at least 16) a new connection is closed as soon as it is accepted.
+	// Retry-After and the connection is closed; past a quarter more (at
+	// least 16) such connections, a new one waits for a free place.
 	MaxConnections int `yaml:"max_connections" env:"MAX_CONNECTIONS"`
 }
 

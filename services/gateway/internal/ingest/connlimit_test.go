@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -115,12 +116,9 @@ func TestConnectionsPastTheBoundAreRefused(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := testutil.ToFloat64(g.srv.m.connectionsDropped); got != 0 {
-		t.Fatalf("connections_dropped = %v", got)
-	}
 }
 
-func TestConnectionsPastBothBoundsAreClosed(t *testing.T) {
+func TestConnectionsPastBothBoundsWait(t *testing.T) {
 	g := newTestGW(t, func(s *gwSetup) { s.opts.MaxConnections = 1 })
 	addr := g.srv.Addr()
 	held := dialRaw(t, addr)
@@ -132,27 +130,72 @@ func TestConnectionsPastBothBoundsAreClosed(t *testing.T) {
 	for i := range idle {
 		idle[i] = dialRaw(t, addr)
 	}
-	waitFor(t, func() bool { return len(g.srv.ln.(*limitListener).overflow) == len(idle) })
+	overflow := g.srv.ln.(*limitListener).overflow
+	waitFor(t, func() bool { return len(overflow) == len(idle) })
 
-	// The next is closed as soon as it is accepted, with no answer.
-	dropped := dialRaw(t, addr)
-	if !dropped.closedByServer() {
-		t.Fatal("a connection past both bounds was kept open")
+	// The next one waits for a place: no answer, and not closed.
+	late := dialRaw(t, addr)
+	body := edxLines(1, "late")
+	fmt.Fprintf(late.c, "POST /v1/events/edx HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
+		testKey, len(body), body)
+	_ = late.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := late.br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection past both bounds: read %d bytes, %v; want it waiting", n, err)
 	}
-	if got := testutil.ToFloat64(g.srv.m.connectionsDropped); got != 1 {
-		t.Fatalf("connections_dropped = %v", got)
-	}
-
-	// When the idle ones go, their places are free again: a new connection
-	// gets its 503.
-	for _, rc := range idle {
-		rc.c.Close()
-	}
-	waitFor(t, func() bool { return len(g.srv.ln.(*limitListener).overflow) == 0 })
-	if resp := dialRaw(t, addr).post(1, "late"); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("overflow connection: %d", resp.StatusCode)
+	// When an idle one goes, the waiting one takes its place and gets its
+	// 503.
+	idle[0].c.Close()
+	_ = late.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(late.br, nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !resp.Close {
+		t.Fatalf("waiting connection: %v %v", resp, err)
 	}
 	if resp := held.post(1, "still"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("held connection: %d", resp.StatusCode)
+	}
+}
+
+func TestLimitListenerCloseStopsAWaitingAccept(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(inner, 1)
+	n := 1 + overflowConnections(1)
+	for range n + 1 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	for i := range n {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept() // both bounds reached: waits
+		if c != nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	select {
+	case err := <-accepted:
+		t.Fatalf("accept past both bounds returned at once: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	ln.Close()
+	select {
+	case err := <-accepted:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("accept after Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close left Accept waiting")
 	}
 }

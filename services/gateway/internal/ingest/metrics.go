@@ -21,9 +21,6 @@ type metrics struct {
 	dlqFailures     *prometheus.CounterVec
 	kafkaAvailable  prometheus.Gauge
 	circuitOpens    prometheus.Counter
-	// connectionsDropped: connections closed at accept, past
-	// max_connections and the overflow bound (connlimit.go).
-	connectionsDropped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -75,12 +72,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "sluice_gateway_kafka_circuit_opens_total",
 		Help: "Times the gateway found Kafka unreachable and began refusing requests.",
 	})
-	m.connectionsDropped = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "sluice_gateway_connections_dropped_total",
-		Help: "Client connections closed as soon as they were accepted, because limits.max_connections and as many again as a quarter of it (at least 16) were open; connections past max_connections alone get a 503 overloaded, counted in sluice_gateway_refused_requests_total.",
-	})
 	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration,
-		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens, m.connectionsDropped} {
+		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -215,7 +215,7 @@ func (s *Server) Start(context.Context) error {
 		return fmt.Errorf("listening on %s: %w", s.opts.Listen, err)
 	}
 	if s.opts.MaxConnections > 0 {
-		ln = newLimitListener(ln, s.opts.MaxConnections, s.m.connectionsDropped.Inc)
+		ln = newLimitListener(ln, s.opts.MaxConnections)
 	}
 	s.health.start()
 	s.mu.Lock()
