@@ -188,6 +188,10 @@ func run(o options) error {
 			fmt.Printf("%s: %d replies 429/503 (backpressure); connections spent %.0f %% of the phase waiting to retry (Retry-After, or a backoff after no reply)\n",
 				r.name, r.res.refused, 100*r.res.backoff.Seconds()/(float64(o.conns)*r.res.elapsed.Seconds()))
 		}
+		if r.res.unfinished > 0 {
+			fmt.Printf("%s: %d batches were still waiting to be retried when their round ended (neither stored nor counted as errors)\n",
+				r.name, r.res.unfinished)
+		}
 	}
 	ratio := 0.0
 	if ptRes.eventsPerSec() > 0 {
