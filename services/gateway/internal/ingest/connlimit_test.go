@@ -34,13 +34,18 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 
+// send writes a request posting an edX batch of n events.
+func (rc *rawConn) send(n int, prefix string) {
+	body := edxLines(n, prefix)
+	fmt.Fprintf(rc.c, "POST /v1/events/edx HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
+		testKey, len(body), body)
+}
+
 // post sends an edX batch and reads the answer, failing the test when
 // none comes within 3 seconds.
 func (rc *rawConn) post(n int, prefix string) *http.Response {
 	rc.t.Helper()
-	body := edxLines(n, prefix)
-	fmt.Fprintf(rc.c, "POST /v1/events/edx HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
-		testKey, len(body), body)
+	rc.send(n, prefix)
 	_ = rc.c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	resp, err := http.ReadResponse(rc.br, nil)
 	if err != nil {
@@ -135,9 +140,7 @@ func TestConnectionsPastBothBoundsWait(t *testing.T) {
 
 	// The next one waits for a place: no answer, and not closed.
 	late := dialRaw(t, addr)
-	body := edxLines(1, "late")
-	fmt.Fprintf(late.c, "POST /v1/events/edx HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
-		testKey, len(body), body)
+	late.send(1, "late")
 	_ = late.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, err := late.br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a connection past both bounds: read %d bytes, %v; want it waiting", n, err)
