@@ -143,6 +143,13 @@ type Backpressure struct {
 	// processing slot (behind at most a quarter as many others as there are
 	// slots) before it is refused; 0: refused at once.
 	QueueTimeout time.Duration `yaml:"queue_timeout" env:"QUEUE_TIMEOUT"`
+	// SaturationLatency is the 99th percentile of the goroutines'
+	// scheduling latency (runtime/metrics /sched/latencies:seconds, over a
+	// quarter second) from which the CPU counts as saturated. While it is
+	// below, the queue for processing slots holds three times as many
+	// requests as there are slots; while it is reached, a quarter as many.
+	// 0: always the short queue.
+	SaturationLatency time.Duration `yaml:"saturation_latency" env:"SATURATION_LATENCY"`
 	// MaxInflightBytes bounds the request body bytes held, as sent and as
 	// inflated.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes" env:"MAX_INFLIGHT_BYTES"`
@@ -187,17 +194,16 @@ func (b Backpressure) InflightRequests() int {
 }
 
 // AwaitingAcks is the bound on requests waiting for acks that b sets:
-// MaxAwaitingAcks, or 4 per core when it is 0. More slots let more
-// requests' records wait for acks at once, which raises throughput when
-// nothing is refused, but under overload each one is a request's worth of
-// latency: with the gateway at about 12 µs of CPU per edX event, 8 per core
-// let the overload drill's accepted p99 reach 130-460 ms on 2 cores, 4 per
-// core keeps it at 70-100 ms (docs/benchmarks.md).
+// MaxAwaitingAcks, or 8 per core when it is 0. More slots let more
+// requests' records wait for acks at once, which raises throughput, but
+// under overload each one is a request's worth of latency: half of them
+// serve only while the CPU keeps up (SaturationLatency), so a saturated
+// gateway uses 4 per core (docs/benchmarks.md has the measurements).
 func (b Backpressure) AwaitingAcks() int {
 	if b.MaxAwaitingAcks > 0 {
 		return b.MaxAwaitingAcks
 	}
-	return 4 * runtime.GOMAXPROCS(0)
+	return 8 * runtime.GOMAXPROCS(0)
 }
 
 // recordOverhead is room for a record's envelope, key and headers next to
@@ -239,6 +245,7 @@ func Defaults() Config {
 		Backpressure: Backpressure{
 			MaxInflightRequests: 0,
 			QueueTimeout:        20 * time.Millisecond,
+			SaturationLatency:   8 * time.Millisecond,
 			MaxInflightBytes:    32 << 20,
 			ProbeInterval:       time.Second,
 			ProbeTimeout:        2 * time.Second,
@@ -313,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if b.QueueTimeout < 0 || b.QueueTimeout >= c.ProduceTimeout {
 		p.Addf("backpressure.queue_timeout: must be between 0 and produce_timeout")
+	}
+	if b.SaturationLatency < 0 || b.SaturationLatency > time.Second {
+		p.Addf("backpressure.saturation_latency: %s is outside 0..1s", b.SaturationLatency)
 	}
 	if b.ProbeInterval < 100*time.Millisecond {
 		p.Addf("backpressure.probe_interval: %s is below 100ms", b.ProbeInterval)
@@ -429,7 +439,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
 		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,
-		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxAwaitingAcks: cfg.Backpressure.AwaitingAcks(), QueueTimeout: cfg.Backpressure.QueueTimeout, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
+		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxAwaitingAcks: cfg.Backpressure.AwaitingAcks(), QueueTimeout: cfg.Backpressure.QueueTimeout, SaturationLatency: cfg.Backpressure.SaturationLatency, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,
 		MaxRecordBytes: int(cfg.Kafka.MaxMessageBytes), ProbeInterval: cfg.Backpressure.ProbeInterval,
 		ProbeTimeout: cfg.Backpressure.ProbeTimeout, CircuitFailures: cfg.Backpressure.CircuitFailures,
 	}, ingest.Deps{Log: deps.Log, Metrics: deps.Metrics, Serde: deps.Serde, Producer: producer, DLQ: dlq})

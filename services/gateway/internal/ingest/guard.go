@@ -27,18 +27,25 @@ import (
 //     slowly hold none, and given back once the records are handed to the
 //     producer: a request waiting for the brokers' acks uses no CPU, and
 //     holding the slot then would leave the CPU idle while acks are slow.
-//     A request that finds every slot taken waits for one,
-//     at most Options.QueueTimeout and behind at most a quarter as many
-//     others as there are slots (a short queue absorbs bursts; under
-//     sustained overload every place in it adds a request's worth of
-//     latency); past either it is refused. A request arriving while the
-//     slots and the queue are full is refused before its body is read.
+//     A request that finds every slot taken waits for one, at most
+//     Options.QueueTimeout, behind a bounded number of others; past
+//     either it is refused. The queue's length follows the CPU
+//     (cpuload.go): while the CPU keeps up, three times as many requests
+//     as there are slots may wait (bursts, and as many closed-loop clients
+//     as the gateway can serve, wait briefly instead of being sent away
+//     for Retry-After); while it is saturated, a quarter as many (under
+//     sustained overload every place in the queue adds a request's worth
+//     of latency to what is accepted). A request arriving while the slots
+//     and the queue are full is refused before its body is read.
 //   - Requests waiting for acks (Options.MaxAwaitingAcks): a request whose
 //     records are built takes an ack slot before it gives its processing
 //     slot back, waiting for one while it holds the processing slot. When
 //     Kafka acks more slowly than the CPU builds, the ack slots fill, then
 //     the processing slots, and new requests are refused: what is in
-//     flight, and so the latency of what is accepted, stays bounded.
+//     flight, and so the latency of what is accepted, stays bounded. Half
+//     the ack slots (acksExtra) are taken only while the CPU keeps up:
+//     more records in flight batch better and raise throughput, but under
+//     overload each is a request's worth of latency.
 //   - Open connections (Options.MaxConnections, connlimit.go): a request
 //     on a connection past the bound is refused before its body is read,
 //     and that connection closed after the answer.
@@ -78,16 +85,21 @@ func Retryable(code string) bool {
 
 // guard holds the gateway-wide in-flight counts.
 type guard struct {
-	maxRequests  int64
-	maxBytes     int64
-	slots        chan struct{} // one per processing slot; nil: unbounded
-	acks         chan struct{} // one per request waiting for acks; nil: unbounded
-	queueLen     int64         // most requests waiting for a slot
-	queueTimeout time.Duration
-	waiting      atomic.Int64 // requests waiting for a slot
-	processing   atomic.Int64 // requests holding a processing slot
-	bytes        atomic.Int64 // body bytes held
-	admitted     atomic.Int64 // guarded requests between admission and answer
+	maxRequests int64
+	maxBytes    int64
+	slots       chan struct{} // one per processing slot; nil: unbounded
+	// acks has one slot per request waiting for acks (nil: unbounded);
+	// acksExtra the slots used only while the CPU keeps up.
+	acks, acksExtra chan struct{}
+	// queueLen is the most requests waiting for a slot while the CPU keeps
+	// up, queueLenSaturated while cpu says it is saturated.
+	queueLen, queueLenSaturated int64
+	cpu                         *cpuSaturation // nil: always the short queue
+	queueTimeout                time.Duration
+	waiting                     atomic.Int64 // requests waiting for a slot
+	processing                  atomic.Int64 // requests holding a processing slot
+	bytes                       atomic.Int64 // body bytes held
+	admitted                    atomic.Int64 // guarded requests between admission and answer
 	// producedUnanswered counts requests some of whose events are stored
 	// and whose answer is not written yet.
 	producedUnanswered atomic.Int64
@@ -106,7 +118,7 @@ type admission struct {
 	// a later part of it (an archive ingested in chunks) waits for a slot
 	// rather than being refused halfway.
 	hadSlot bool
-	ackSlot bool // holds an ack slot
+	ackSlot chan struct{} // the ack slots it holds one of (nil: none)
 	// rate is the request's source-key rate-limit state, set by
 	// authenticate (ratelimit.go).
 	rate *rateAdmission
@@ -132,14 +144,20 @@ func (a *admission) reserve(n int64) bool {
 	return true
 }
 
-func newGuard(maxRequests, maxAwaitingAcks int, maxBytes int64, queueTimeout time.Duration) *guard {
-	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout,
-		queueLen: int64(max(maxRequests/4, 1))}
+func newGuard(maxRequests, maxAwaitingAcks int, maxBytes int64, queueTimeout time.Duration, cpu *cpuSaturation) *guard {
+	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout, cpu: cpu,
+		queueLen: int64(max(3*maxRequests, 1)), queueLenSaturated: int64(max(maxRequests/4, 1))}
 	if maxRequests > 0 {
 		g.slots = make(chan struct{}, maxRequests)
 	}
 	if maxAwaitingAcks > 0 {
-		g.acks = make(chan struct{}, maxAwaitingAcks)
+		// Half the ack slots serve always, the other half only while
+		// the CPU keeps up (see the comment at the top).
+		base := (maxAwaitingAcks + 1) / 2
+		g.acks = make(chan struct{}, base)
+		if extra := maxAwaitingAcks - base; extra > 0 {
+			g.acksExtra = make(chan struct{}, extra)
+		}
 	}
 	return g
 }
@@ -152,20 +170,48 @@ func (a *admission) toAcks() {
 	if a == nil {
 		return
 	}
-	if a.g.acks != nil && !a.ackSlot {
-		a.g.acks <- struct{}{}
-		a.ackSlot = true
+	if g := a.g; g.acks != nil && a.ackSlot == nil {
+		a.ackSlot = g.takeAckSlot()
 	}
 	a.releaseSlot()
 }
 
+// takeAckSlot takes an ack slot, waiting for one, and returns the slots
+// it is one of: a base one if free, else, while the CPU keeps up, an
+// extra one.
+func (g *guard) takeAckSlot() chan struct{} {
+	select {
+	case g.acks <- struct{}{}:
+		return g.acks
+	default:
+	}
+	if g.acksExtra == nil || g.cpu.Saturated() {
+		g.acks <- struct{}{}
+		return g.acks
+	}
+	select {
+	case g.acks <- struct{}{}:
+		return g.acks
+	case g.acksExtra <- struct{}{}:
+		return g.acksExtra
+	}
+}
+
 // acked gives the ack slot back once the acks (or errors) are in.
 func (a *admission) acked() {
-	if a == nil || !a.ackSlot {
+	if a == nil || a.ackSlot == nil {
 		return
 	}
-	<-a.g.acks
-	a.ackSlot = false
+	<-a.ackSlot
+	a.ackSlot = nil
+}
+
+// queueLimit is the queue's current length (see the comment at the top).
+func (g *guard) queueLimit() int64 {
+	if g.cpu.Saturated() {
+		return g.queueLenSaturated
+	}
+	return g.queueLen
 }
 
 // full reports whether every slot is taken and the queue is full: a new
@@ -174,11 +220,11 @@ func (g *guard) full() bool {
 	if g.slots == nil || g.processing.Load() < g.maxRequests {
 		return false
 	}
-	return g.queueTimeout <= 0 || g.waiting.Load() >= g.queueLen
+	return g.queueTimeout <= 0 || g.waiting.Load() >= g.queueLimit()
 }
 
 // takeSlot takes a processing slot, once per request, waiting for one at
-// most the queue timeout and behind at most queueLen others.
+// most the queue timeout and behind at most queueLimit others.
 func (a *admission) takeSlot() bool {
 	if a == nil || a.slot {
 		return true
@@ -193,7 +239,7 @@ func (a *admission) takeSlot() bool {
 			if g.queueTimeout <= 0 {
 				return false
 			}
-			if g.waiting.Add(1) > g.queueLen {
+			if g.waiting.Add(1) > g.queueLimit() {
 				g.waiting.Add(-1)
 				return false
 			}
@@ -285,7 +331,7 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		g := s.guard
 		if g.full() {
 			closeUnread(c)
-			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight and as many waiting; retry after the delay", g.maxRequests)
+			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight and %d waiting; retry after the delay", g.maxRequests, g.queueLimit())
 		}
 		if cl := r.ContentLength; cl > 0 && cl <= s.opts.Limits.MaxBodyBytes && g.maxBytes > 0 && g.bytes.Load()+cl > g.maxBytes {
 			closeUnread(c)

@@ -21,6 +21,16 @@ type metrics struct {
 	dlqFailures     *prometheus.CounterVec
 	kafkaAvailable  prometheus.Gauge
 	circuitOpens    prometheus.Counter
+	cpuSaturatedG   prometheus.Gauge
+}
+
+// cpuSaturated records the CPU-saturation verdict (cpuload.go).
+func (m *metrics) cpuSaturated(sat bool) {
+	if sat {
+		m.cpuSaturatedG.Set(1)
+	} else {
+		m.cpuSaturatedG.Set(0)
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -72,8 +82,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "sluice_gateway_kafka_circuit_opens_total",
 		Help: "Times the gateway found Kafka unreachable and began refusing requests.",
 	})
+	m.cpuSaturatedG = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_gateway_cpu_saturated",
+		Help: "1 while the goroutines' scheduling latency says the CPU is saturated and the processing queue is short (backpressure.saturation_latency), 0 while it keeps up.",
+	})
 	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration,
-		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens} {
+		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens, m.cpuSaturatedG} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -52,12 +52,16 @@ type Options struct {
 	// Backpressure (guard.go); 0: unbounded.
 	MaxInflightRequests int
 	// MaxAwaitingAcks bounds the requests waiting for the brokers' acks
-	// (guard.go); 0: unbounded.
+	// (guard.go; half of them only while the CPU keeps up); 0: unbounded.
 	MaxAwaitingAcks  int
 	MaxInflightBytes int64
 	// QueueTimeout is how long a request whose body is in may wait for a
 	// processing slot before it is refused; 0: not at all.
 	QueueTimeout time.Duration
+	// SaturationLatency is the goroutines' scheduling latency (99th
+	// percentile over a quarter second) from which the CPU counts as
+	// saturated and the queue is cut short (cpuload.go); 0: always short.
+	SaturationLatency time.Duration
 	// MaxRecordBytes is the largest record Kafka takes
 	// (kafka.max_message_bytes); 0 means 1 MiB.
 	MaxRecordBytes int
@@ -149,7 +153,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		log:    deps.Log,
 		keys:   NewKeys(opts.Sources),
 		m:      m,
-		guard:  newGuard(opts.MaxInflightRequests, opts.MaxAwaitingAcks, opts.MaxInflightBytes, opts.QueueTimeout),
+		guard:  newGuard(opts.MaxInflightRequests, opts.MaxAwaitingAcks, opts.MaxInflightBytes, opts.QueueTimeout, newCPUSaturation(opts.SaturationLatency, m.cpuSaturated)),
 		health: health,
 		pipe: &Pipeline{
 			adapters: adapters, codecs: codecs, fast: fast, producer: deps.Producer, dlq: deps.DLQ,
@@ -218,6 +222,7 @@ func (s *Server) Start(context.Context) error {
 		ln = newLimitListener(ln, s.opts.MaxConnections)
 	}
 	s.health.start()
+	s.guard.cpu.start()
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -238,6 +243,7 @@ func (s *Server) Start(context.Context) error {
 func (s *Server) Stop(ctx context.Context) error {
 	s.draining.Store(true)
 	defer s.health.close()
+	defer s.guard.cpu.close()
 	s.mu.Lock()
 	started := s.ln != nil
 	s.mu.Unlock()

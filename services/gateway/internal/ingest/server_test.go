@@ -284,31 +284,56 @@ func TestOverloadRefusedBeforeTheBodyIsRead(t *testing.T) {
 }
 
 func TestRequestsWaitBrieflyForASlot(t *testing.T) {
-	g := newTestGW(t, func(s *gwSetup) {
-		s.opts.MaxInflightRequests = 1
-		s.opts.QueueTimeout = 3 * time.Second
-	})
-	release := g.holdProcessing()
-	defer release()
-	replies := make(chan gwResp, 2)
-	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
-	waitFor(t, func() bool { return g.srv.guard.processing.Load() == 1 })
-	// The second waits in the queue for the slot.
-	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson()) }()
-	waitFor(t, func() bool { return g.srv.guard.waiting.Load() == 1 })
-	// The queue (as long as the slots) is full: the third is refused
-	// before its body is read.
-	body := &stalledBody{done: make(chan struct{})}
-	defer close(body.done)
-	r := g.post("/v1/events/edx", body, map[string]string{"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || body.read.Load() != 0 {
-		t.Fatalf("third request: %d %s (%d bytes read)", r.status, r.raw, body.read.Load())
-	}
-	release()
-	for range 2 {
-		if r := <-replies; r.status != http.StatusOK {
-			t.Fatalf("queued request: %d %s", r.status, r.raw)
-		}
+	for _, tc := range []struct {
+		name      string
+		saturated bool
+		queue     int // requests the queue holds with 1 processing slot
+	}{
+		{"the CPU keeps up: three times the slots", false, 3},
+		{"the CPU is saturated: a quarter of the slots, at least 1", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newTestGW(t, func(s *gwSetup) {
+				s.opts.MaxInflightRequests = 1
+				s.opts.QueueTimeout = 3 * time.Second
+			})
+			g.srv.guard.cpu = &cpuSaturation{}
+			g.srv.guard.cpu.saturated.Store(tc.saturated)
+			release := g.holdProcessing()
+			defer release()
+			replies := make(chan gwResp, 1+tc.queue)
+			go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
+			waitFor(t, func() bool { return g.srv.guard.processing.Load() == 1 })
+			// The next ones wait in the queue for the slot.
+			for i := range tc.queue {
+				go func() {
+					replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, fmt.Sprintf("q%d", i))), ndjson())
+				}()
+				waitFor(t, func() bool { return g.srv.guard.waiting.Load() == int64(i+1) })
+			}
+			// The queue is full: the next is refused before its body is read.
+			body := &stalledBody{done: make(chan struct{})}
+			defer close(body.done)
+			refused := make(chan gwResp, 1)
+			go func() {
+				refused <- g.post("/v1/events/edx", body, map[string]string{"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
+			}()
+			var r gwResp
+			select {
+			case r = <-refused:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request past the queue was not answered: it was let in")
+			}
+			if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || body.read.Load() != 0 {
+				t.Fatalf("request past the queue: %d %s (%d bytes read)", r.status, r.raw, body.read.Load())
+			}
+			release()
+			for range 1 + tc.queue {
+				if r := <-replies; r.status != http.StatusOK {
+					t.Fatalf("queued request: %d %s", r.status, r.raw)
+				}
+			}
+		})
 	}
 }
 

@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"math"
+	rtmetrics "runtime/metrics"
+	"sync/atomic"
+	"time"
+)
+
+// CPU saturation (Options.SaturationLatency): how long the process's
+// goroutines wait, runnable, for a CPU (the Go runtime's
+// /sched/latencies:seconds) shows whether the CPU keeps up. While it does,
+// the processing queue is long enough for bursts and for as many
+// closed-loop clients as the gateway can serve (guard.queueLimit); once
+// the 99th percentile of that wait over a sampling window reaches the
+// threshold, arrivals outrun the CPU, and the queue is cut to a few
+// requests, since every place in it is then latency for what is accepted.
+//
+// The wait for a processing slot cannot tell the two apart: under
+// overload the CPU itself is the queue (requests admitted, bodies read,
+// goroutines runnable but not running) while slots stand free. Measured on
+// 2 vCPUs with the load generator on the same cores (docs/benchmarks.md):
+// with 32 closed-loop clients and the CPU fully used, the window p99 stayed
+// at or under about 5 ms; at twice the capacity, open loop, 10-84 ms.
+
+// saturationWindow is how often the scheduling latencies are sampled; each
+// sample judges the window since the previous one.
+const saturationWindow = 250 * time.Millisecond
+
+// hotWindows is how many windows in a row at or above the threshold begin
+// a saturation (half a second), calmWindows how many below it end one
+// (2 s).
+const (
+	hotWindows  = 2
+	calmWindows = 8
+)
+
+// schedLatencies is the runtime metric sampled.
+const schedLatencies = "/sched/latencies:seconds"
+
+// cpuSaturation samples the scheduling latencies and keeps the verdict.
+type cpuSaturation struct {
+	threshold time.Duration
+	saturated atomic.Bool
+	onChange  func(bool)
+	calm      int          // windows in a row below the threshold while saturated
+	hot       int          // windows in a row at or above it while not
+	sampled   atomic.Int64 // samples taken
+	sample    []rtmetrics.Sample
+	prev      []uint64
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// newCPUSaturation returns a sampler that calls onChange when its verdict
+// changes; nil when threshold is 0 (no cut: the CPU counts as keeping up).
+func newCPUSaturation(threshold time.Duration, onChange func(bool)) *cpuSaturation {
+	if threshold <= 0 {
+		return nil
+	}
+	return &cpuSaturation{threshold: threshold, onChange: onChange,
+		sample: []rtmetrics.Sample{{Name: schedLatencies}}}
+}
+
+// Saturated reports the last window's verdict; false for a nil sampler.
+func (c *cpuSaturation) Saturated() bool {
+	return c != nil && c.saturated.Load()
+}
+
+// observe judges one window from the histogram's cumulative counts.
+func (c *cpuSaturation) observe(h *rtmetrics.Float64Histogram) {
+	c.sampled.Add(1)
+	if c.prev == nil {
+		c.prev = make([]uint64, len(h.Counts))
+		copy(c.prev, h.Counts)
+		return
+	}
+	p99 := windowQuantile(h, c.prev, 0.99)
+	copy(c.prev, h.Counts)
+	if math.IsNaN(p99) {
+		return // nothing ran in the window: keep the verdict
+	}
+	// One slow window is a hiccup (a collection, another process):
+	// saturation begins after hotWindows in a row. Cutting the queue lowers
+	// the latency measured: it ends only after calmWindows in a row below
+	// the threshold, or the verdict would flip every window.
+	if p99 >= c.threshold.Seconds() {
+		c.hot, c.calm = c.hot+1, 0
+	} else {
+		c.hot, c.calm = 0, c.calm+1
+	}
+	switch was := c.saturated.Load(); {
+	case !was && c.hot >= hotWindows:
+		c.set(true)
+	case was && c.calm >= calmWindows:
+		c.set(false)
+	}
+}
+
+func (c *cpuSaturation) set(sat bool) {
+	c.saturated.Store(sat)
+	if c.onChange != nil {
+		c.onChange(sat)
+	}
+}
+
+// windowQuantile is the q-quantile of the latencies counted since prev
+// (cumulative counts of the same buckets), as the upper bound of the
+// bucket it falls in (the lower bound for the last, unbounded one); NaN
+// when none were counted.
+func windowQuantile(h *rtmetrics.Float64Histogram, prev []uint64, q float64) float64 {
+	var total uint64
+	for i, n := range h.Counts {
+		total += n - prev[i]
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	var acc uint64
+	for i, n := range h.Counts {
+		acc += n - prev[i]
+		if acc >= rank {
+			if hi := h.Buckets[i+1]; !math.IsInf(hi, 1) {
+				return hi
+			}
+			return h.Buckets[i]
+		}
+	}
+	return h.Buckets[len(h.Buckets)-1]
+}
+
+// start samples every saturationWindow until close.
+func (c *cpuSaturation) start() {
+	if c == nil || c.stop != nil {
+		return
+	}
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(c.done)
+		t := time.NewTicker(saturationWindow)
+		defer t.Stop()
+		for {
+			rtmetrics.Read(c.sample)
+			if c.sample[0].Value.Kind() == rtmetrics.KindFloat64Histogram {
+				c.observe(c.sample[0].Value.Float64Histogram())
+			}
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (c *cpuSaturation) close() {
+	if c == nil || c.stop == nil {
+		return
+	}
+	close(c.stop)
+	<-c.done
+	c.stop = nil
+}

@@ -1,0 +1,158 @@
+package ingest
+
+import (
+	"math"
+	rtmetrics "runtime/metrics"
+	"testing"
+	"time"
+)
+
+// The sampler depends on the runtime publishing this histogram; were it
+// renamed, the gateway would never see saturation.
+func TestSchedLatenciesMetricExists(t *testing.T) {
+	for _, d := range rtmetrics.All() {
+		if d.Name == schedLatencies {
+			if d.Kind != rtmetrics.KindFloat64Histogram {
+				t.Fatalf("%s is of kind %v", schedLatencies, d.Kind)
+			}
+			return
+		}
+	}
+	t.Fatalf("the runtime has no %s", schedLatencies)
+}
+
+// hist is a histogram of latencies in the buckets [0, 1 ms), [1, 2),
+// [2, 4), [4, 8), [8, 16), [16, +Inf) ms.
+func hist(counts ...uint64) *rtmetrics.Float64Histogram {
+	return &rtmetrics.Float64Histogram{
+		Counts:  counts,
+		Buckets: []float64{0, 0.001, 0.002, 0.004, 0.008, 0.016, math.Inf(1)},
+	}
+}
+
+func TestWindowQuantile(t *testing.T) {
+	prev := []uint64{100, 10, 0, 0, 0, 0}
+	for _, tc := range []struct {
+		name string
+		h    *rtmetrics.Float64Histogram
+		q    float64
+		want float64
+	}{
+		{"all fast", hist(200, 10, 0, 0, 0, 0), 0.99, 0.001},
+		// 100 new: 98 under 1 ms, 2 in [8, 16): the 99th is in the latter.
+		{"two slow of a hundred", hist(198, 10, 0, 0, 2, 0), 0.99, 0.016},
+		{"one slow of a hundred", hist(199, 10, 0, 0, 1, 0), 0.99, 0.001},
+		{"the median", hist(140, 70, 0, 0, 0, 0), 0.5, 0.002}, // 40 and 60 new
+		// the last bucket has no upper bound: its lower one.
+		{"unbounded bucket", hist(100, 10, 0, 0, 0, 5), 0.99, 0.016},
+	} {
+		if got := windowQuantile(tc.h, prev, tc.q); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if got := windowQuantile(hist(100, 10, 0, 0, 0, 0), prev, 0.99); !math.IsNaN(got) {
+		t.Errorf("no new counts: %v, want NaN", got)
+	}
+}
+
+func TestSaturationVerdict(t *testing.T) {
+	var changes []bool
+	c := newCPUSaturation(8*time.Millisecond, func(sat bool) { changes = append(changes, sat) })
+	var counts [6]uint64
+	// window adds 100 scheduling latencies, all fast or all slow (8-16 ms),
+	// and returns the verdict after it.
+	window := func(slow bool) bool {
+		if slow {
+			counts[4] += 100
+		} else {
+			counts[0] += 100
+		}
+		c.observe(hist(counts[:]...))
+		return c.Saturated()
+	}
+	c.observe(hist(counts[:]...)) // the first sample only sets the base
+	steps := []struct {
+		slow, want bool
+	}{
+		{false, false},
+		{true, false}, // one slow window is not saturation
+		{false, false},
+		{true, false},
+		{true, true}, // hotWindows in a row
+		{false, true},
+		{false, true},
+		{true, true}, // a slow window restarts the calm count
+	}
+	for i := 0; i < calmWindows-1; i++ {
+		steps = append(steps, struct{ slow, want bool }{false, true})
+	}
+	steps = append(steps, struct{ slow, want bool }{false, false}) // calmWindows in a row
+	for i, st := range steps {
+		if got := window(st.slow); got != st.want {
+			t.Fatalf("window %d (slow %v): saturated %v, want %v", i, st.slow, got, st.want)
+		}
+	}
+	// A window in which nothing ran keeps the verdict.
+	c.observe(hist(counts[:]...))
+	if c.Saturated() {
+		t.Fatal("an empty window changed the verdict")
+	}
+	if len(changes) != 2 || !changes[0] || changes[1] {
+		t.Fatalf("changes %v, want [true false]", changes)
+	}
+	if newCPUSaturation(0, nil) != nil || newCPUSaturation(0, nil).Saturated() {
+		t.Fatal("a zero threshold must turn the sampler off (never saturated)")
+	}
+}
+
+// The sampler reads the real metric and stops when closed.
+func TestSaturationSamplerRuns(t *testing.T) {
+	c := newCPUSaturation(time.Second, nil)
+	c.start()
+	waitFor(t, func() bool { return c.sampled.Load() >= 2 })
+	done := make(chan struct{})
+	go func() { c.close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("close did not stop the sampler")
+	}
+	if c.Saturated() {
+		t.Fatal("an idle test process judged saturated at a 1 s threshold")
+	}
+}
+
+// With half the ack slots extra, a request takes an extra one while the
+// CPU keeps up and waits for a base one while it is saturated.
+func TestAckSlotsFollowTheCPU(t *testing.T) {
+	g := newGuard(0, 2, 0, 0, &cpuSaturation{})
+	if cap(g.acks) != 1 || cap(g.acksExtra) != 1 {
+		t.Fatalf("ack slots %d + %d, want 1 + 1", cap(g.acks), cap(g.acksExtra))
+	}
+	first := g.takeAckSlot()
+	second := g.takeAckSlot() // the CPU keeps up: an extra one, at once
+	if first != g.acks || second != g.acksExtra {
+		t.Fatal("the second request did not get the extra slot")
+	}
+	<-second
+	g.cpu.saturated.Store(true)
+	got := make(chan chan struct{}, 1)
+	go func() { got <- g.takeAckSlot() }()
+	select {
+	case ch := <-got:
+		t.Fatalf("took a slot while the CPU is saturated and the base slots are taken (extra: %v)", ch == g.acksExtra)
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-first // the base slot frees
+	select {
+	case ch := <-got:
+		if ch != g.acks {
+			t.Fatal("took an extra slot while saturated")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no slot after the base one freed")
+	}
+	if g := newGuard(0, 1, 0, 0, nil); cap(g.acks) != 1 || g.acksExtra != nil {
+		t.Fatal("one ack slot must be a base one")
+	}
+}
