@@ -94,7 +94,7 @@ type guard struct {
 	// queueLen is the most requests waiting for a slot while the CPU keeps
 	// up, queueLenSaturated while cpu says it is saturated.
 	queueLen, queueLenSaturated int64
-	cpu                         *cpuSaturation // nil: always the short queue
+	cpu                         *cpuSaturation // nil: never saturated
 	queueTimeout                time.Duration
 	waiting                     atomic.Int64 // requests waiting for a slot
 	processing                  atomic.Int64 // requests holding a processing slot
