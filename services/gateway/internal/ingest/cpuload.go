@@ -13,15 +13,17 @@ import (
 // the processing queue is long enough for bursts and for as many
 // closed-loop clients as the gateway can serve (guard.queueLimit); once
 // the 99th percentile of that wait over a sampling window reaches the
-// threshold, arrivals outrun the CPU, and the queue is cut to a few
-// requests, since every place in it is then latency for what is accepted.
+// threshold, arrivals outrun the CPU: the queue is cut to a few requests
+// and half the ack slots go unused (guard.takeAckSlot), since every place
+// in either is then latency for what is accepted.
 //
 // The wait for a processing slot cannot tell the two apart: under
 // overload the CPU itself is the queue (requests admitted, bodies read,
 // goroutines runnable but not running) while slots stand free. Measured on
 // 2 vCPUs with the load generator on the same cores (docs/benchmarks.md):
-// with 32 closed-loop clients and the CPU fully used, the window p99 stayed
-// at or under about 5 ms; at twice the capacity, open loop, 10-84 ms.
+// with 32 closed-loop clients and the CPU fully used, the p99 of 500 ms
+// windows stayed at or under about 5 ms; at twice the capacity, open loop,
+// 10-84 ms.
 
 // saturationWindow is how often the scheduling latencies are sampled; each
 // sample judges the window since the previous one.
@@ -43,8 +45,8 @@ type cpuSaturation struct {
 	threshold time.Duration
 	saturated atomic.Bool
 	onChange  func(bool)
-	calm      int          // windows in a row below the threshold while saturated
-	hot       int          // windows in a row at or above it while not
+	calm      int          // the last windows in a row below the threshold
+	hot       int          // the last windows in a row at or above it
 	sampled   atomic.Int64 // samples taken
 	sample    []rtmetrics.Sample
 	prev      []uint64
