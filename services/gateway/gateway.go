@@ -135,20 +135,22 @@ type Backpressure struct {
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
 	// MaxAwaitingAcks bounds the requests whose records are handed to the
 	// producer and that wait for the brokers' acks; 0 means
-	// 4 x GOMAXPROCS (AwaitingAcks). A request that finds them all taken
+	// 8 x GOMAXPROCS (AwaitingAcks), half of them used only while the CPU
+	// keeps up (SaturationLatency). A request that finds them all taken
 	// waits, holding its processing slot, so that slow acks push back on
 	// new requests.
 	MaxAwaitingAcks int `yaml:"max_awaiting_acks" env:"MAX_AWAITING_ACKS"`
 	// QueueTimeout is how long a request whose body is in may wait for a
-	// processing slot (behind at most a quarter as many others as there are
-	// slots) before it is refused; 0: refused at once.
+	// processing slot (behind a queue whose length SaturationLatency sets)
+	// before it is refused; 0: refused at once.
 	QueueTimeout time.Duration `yaml:"queue_timeout" env:"QUEUE_TIMEOUT"`
 	// SaturationLatency is the 99th percentile of the goroutines'
 	// scheduling latency (runtime/metrics /sched/latencies:seconds, over a
 	// quarter second) from which the CPU counts as saturated. While it is
 	// below, the queue for processing slots holds three times as many
-	// requests as there are slots; while it is reached, a quarter as many.
-	// 0: always the short queue.
+	// requests as there are slots and every ack slot serves; while it is
+	// reached, a quarter as many, and half the ack slots. 0: the measure is
+	// off, and the CPU always counts as keeping up.
 	SaturationLatency time.Duration `yaml:"saturation_latency" env:"SATURATION_LATENCY"`
 	// MaxInflightBytes bounds the request body bytes held, as sent and as
 	// inflated.

@@ -60,7 +60,8 @@ type Options struct {
 	QueueTimeout time.Duration
 	// SaturationLatency is the goroutines' scheduling latency (99th
 	// percentile over a quarter second) from which the CPU counts as
-	// saturated and the queue is cut short (cpuload.go); 0: always short.
+	// saturated, the queue is cut short and half the ack slots go unused
+	// (cpuload.go); 0: never saturated.
 	SaturationLatency time.Duration
 	// MaxRecordBytes is the largest record Kafka takes
 	// (kafka.max_message_bytes); 0 means 1 MiB.
