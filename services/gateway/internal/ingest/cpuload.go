@@ -50,8 +50,7 @@ type cpuSaturation struct {
 	sampled   atomic.Int64 // samples taken
 	sample    []rtmetrics.Sample
 	prev      []uint64
-	stop      chan struct{}
-	done      chan struct{}
+	loop      everyLoop
 }
 
 // newCPUSaturation returns a sampler that calls onChange when its verdict
@@ -132,35 +131,25 @@ func windowQuantile(h *rtmetrics.Float64Histogram, prev []uint64, q float64) flo
 	return h.Buckets[len(h.Buckets)-1]
 }
 
-// start samples every saturationWindow until close.
+// start samples now and then every saturationWindow until close.
 func (c *cpuSaturation) start() {
-	if c == nil || c.stop != nil {
+	if c == nil || c.loop.stop != nil {
 		return
 	}
-	c.stop, c.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(saturationWindow)
-		defer t.Stop()
-		for {
-			rtmetrics.Read(c.sample)
-			if c.sample[0].Value.Kind() == rtmetrics.KindFloat64Histogram {
-				c.observe(c.sample[0].Value.Float64Histogram())
-			}
-			select {
-			case <-c.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	c.read()
+	c.loop.start(saturationWindow, c.read)
+}
+
+// read takes one sample and judges the window it ends.
+func (c *cpuSaturation) read() {
+	rtmetrics.Read(c.sample)
+	if c.sample[0].Value.Kind() == rtmetrics.KindFloat64Histogram {
+		c.observe(c.sample[0].Value.Float64Histogram())
+	}
 }
 
 func (c *cpuSaturation) close() {
-	if c == nil || c.stop == nil {
-		return
+	if c != nil {
+		c.loop.close()
 	}
-	close(c.stop)
-	<-c.done
-	c.stop = nil
 }

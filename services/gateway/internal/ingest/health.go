@@ -37,8 +37,7 @@ type brokerHealth struct {
 	since    time.Time
 	tripped  chan struct{} // closed when the circuit opens; renewed when it closes
 
-	stop chan struct{}
-	done chan struct{}
+	loop everyLoop
 }
 
 func newBrokerHealth(ping func(context.Context) error, interval, timeout time.Duration, threshold int, log *zap.Logger, m *metrics) *brokerHealth {
@@ -131,30 +130,51 @@ func (h *brokerHealth) probe() {
 
 // start runs the prober until stopped.
 func (h *brokerHealth) start() {
-	if h == nil || h.stop != nil {
+	if h != nil {
+		h.loop.start(h.interval, h.probe)
+	}
+}
+
+func (h *brokerHealth) close() {
+	if h != nil {
+		h.loop.close()
+	}
+}
+
+// everyLoop runs a function every interval in a goroutine of its own,
+// from start until close (the broker prober, the CPU sampler).
+type everyLoop struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+// start runs fn every interval, unless the loop is running already.
+func (l *everyLoop) start(interval time.Duration, fn func()) {
+	if l.stop != nil {
 		return
 	}
-	h.stop, h.done = make(chan struct{}), make(chan struct{})
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(h.done)
-		t := time.NewTicker(h.interval)
+		defer close(l.done)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
-			case <-h.stop:
+			case <-l.stop:
 				return
 			case <-t.C:
-				h.probe()
+				fn()
 			}
 		}
 	}()
 }
 
-func (h *brokerHealth) close() {
-	if h == nil || h.stop == nil {
+// close stops the loop and waits for a call of fn under way to end.
+func (l *everyLoop) close() {
+	if l.stop == nil {
 		return
 	}
-	close(h.stop)
-	<-h.done
-	h.stop = nil
+	close(l.stop)
+	<-l.done
+	l.stop = nil
 }
