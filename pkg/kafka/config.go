@@ -29,6 +29,10 @@ type Config struct {
 	// replies only after the broker's ack, so linger adds directly to reply
 	// latency: keep it small.
 	Linger time.Duration `yaml:"linger" env:"LINGER"`
+	// Compression is the codec producers compress record batches with:
+	// none, snappy, lz4, zstd or gzip ("": snappy). Consumers read every
+	// codec whatever this says.
+	Compression string `yaml:"compression" env:"COMPRESSION"`
 	// MaxBufferedBytes bounds the producer's memory; past it, produce waits.
 	MaxBufferedBytes int `yaml:"max_buffered_bytes" env:"MAX_BUFFERED_BYTES"`
 	// MaxBufferedRecords bounds the number of records awaiting an ack.
@@ -76,6 +80,7 @@ func Defaults() Config {
 		Brokers:            []string{"127.0.0.1:9092"},
 		ClientID:           "sluice",
 		Linger:             time.Millisecond,
+		Compression:        "snappy",
 		MaxBufferedBytes:   64 << 20,
 		MaxBufferedRecords: 100_000,
 		DeliveryTimeout:    10 * time.Second,
@@ -100,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.Linger < 0 || c.Linger > time.Second {
 		p.Addf("linger: %s is outside 0..1s", c.Linger)
+	}
+	if _, ok := compressionCodecs[c.Compression]; !ok && c.Compression != "" {
+		p.Addf("compression: %q is not none, snappy, lz4, zstd or gzip", c.Compression)
 	}
 	if c.MaxBufferedBytes <= 0 {
 		p.Addf("max_buffered_bytes: must be positive")
@@ -142,6 +150,24 @@ func (c Config) Validate() error {
 		p.Addf("tls: cert_file and key_file go together")
 	}
 	return p.Err()
+}
+
+// compressionCodecs are the codecs Compression names.
+var compressionCodecs = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+	"gzip":   kgo.GzipCompression(),
+}
+
+// producerCompression is the producer option for Compression.
+func (c Config) producerCompression() kgo.Opt {
+	codec, ok := compressionCodecs[c.Compression]
+	if !ok {
+		codec = kgo.SnappyCompression()
+	}
+	return kgo.ProducerBatchCompression(codec)
 }
 
 // clientOpts returns the connection options common to every client.

@@ -50,6 +50,7 @@ func TestConfigValidate(t *testing.T) {
 			"rebalance_timeout:", "sasl.mechanism:", "sasl: username and password", "tls: cert_file and key_file",
 		}},
 		{"negative linger", func(c *Config) { c.Linger = -1 }, []string{"linger:"}},
+		{"unknown compression", func(c *Config) { c.Compression = "Snappy" }, []string{"compression:"}},
 		{"max message bytes above 100 MiB", func(c *Config) { c.MaxMessageBytes = 100<<20 + 1 }, []string{"max_message_bytes:"}},
 		{"long client id", func(c *Config) { c.ClientID = strings.Repeat("x", 257) }, []string{"client_id:"}},
 		{"short rebalance timeout", func(c *Config) { c.RebalanceTimeout = 99 * time.Millisecond }, []string{"rebalance_timeout:"}},
@@ -317,6 +318,8 @@ func TestValidateAgreesWithFranzGo(t *testing.T) {
 		{"huge max message bytes", func(c *Config) { c.MaxMessageBytes = 200 << 20 }},
 		{"long client id", func(c *Config) { c.ClientID = strings.Repeat("x", 300) }},
 		{"long linger", func(c *Config) { c.Linger = 2 * time.Minute }},
+		{"zstd", func(c *Config) { c.Compression = "zstd" }},
+		{"no codec named", func(c *Config) { c.Compression = "" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Defaults()

@@ -345,3 +345,57 @@ func TestProduceAllThen(t *testing.T) {
 		}
 	})
 }
+
+// batchCodecs records the compression codec of every batch a consumer
+// reads (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+type batchCodecs struct{ seen atomic.Uint32 } // bit i: codec i seen
+
+func (b *batchCodecs) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	b.seen.Or(1 << m.CompressionType)
+}
+
+// TestProducerCompression: the producer compresses its batches with the
+// configured codec (snappy when none is named), and they read back.
+func TestProducerCompression(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		codec string
+		want  uint8
+	}{{"none", 0}, {"gzip", 1}, {"snappy", 2}, {"lz4", 3}, {"zstd", 4}, {"", 2}} {
+		t.Run("codec "+tc.codec, func(t *testing.T) {
+			_, cfg := fake(t)
+			cfg.Partitions = 1
+			cfg.Compression = tc.codec
+			if err := kafka.EnsureTopics(ctx, cfg, nil, "c"); err != nil {
+				t.Fatal(err)
+			}
+			// Compressible values, so that no codec is skipped as useless.
+			recs := records("c", 50)
+			for _, r := range recs {
+				r.Value = []byte(fmt.Sprintf("%s %0200d", r.Value, 0))
+			}
+			if errs := newProducer(t, cfg).ProduceAll(ctx, recs); errs != nil {
+				t.Fatalf("ProduceAll = %v", errs)
+			}
+			var codecs batchCodecs
+			cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics("c"),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(&codecs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			got := 0
+			for got < len(recs) && ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				if err := fs.Err0(); err != nil {
+					t.Fatal(err)
+				}
+				got += fs.NumRecords()
+			}
+			if seen := codecs.seen.Load(); seen != 1<<tc.want {
+				t.Fatalf("batches read with codecs %05b, want only codec %d", seen, tc.want)
+			}
+		})
+	}
+}

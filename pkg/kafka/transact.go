@@ -38,6 +38,7 @@ func NewTransactSession(cfg Config, gc GroupConfig, txnID string, txnTimeout tim
 		kgo.TransactionTimeout(txnTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(cfg.Linger),
+		cfg.producerCompression(),
 		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
