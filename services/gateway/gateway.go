@@ -71,7 +71,8 @@ type Config struct {
 	FastPath bool `yaml:"fast_path" env:"FAST_PATH"`
 	// ProduceTimeout bounds the wait for the broker's ack before a reply.
 	ProduceTimeout time.Duration `yaml:"produce_timeout" env:"PRODUCE_TIMEOUT"`
-	// RetryAfter is sent with 503 replies.
+	// RetryAfter is sent with 503 replies, except those of
+	// backpressure bounds (Backpressure.RetryAfter).
 	RetryAfter time.Duration `yaml:"retry_after" env:"RETRY_AFTER"`
 	// BenchPassthrough mounts the benchmark baseline route
 	// (POST /bench/passthrough). For `make bench` only.
@@ -152,6 +153,13 @@ type Backpressure struct {
 	// reached, a quarter as many, and half the ack slots. 0: the measure is
 	// off, and the CPU always counts as keeping up.
 	SaturationLatency time.Duration `yaml:"saturation_latency" env:"SATURATION_LATENCY"`
+	// RetryAfter is the Retry-After sent with a 503 overloaded: a request
+	// refused at one of these bounds. It is shorter than the gateway's
+	// retry_after (Kafka unreachable, shutting down) because what it waits
+	// out is short: a queue that drains in milliseconds, or a saturated CPU
+	// that counts as calm again after two seconds. A client told to wait
+	// longer leaves capacity idle.
+	RetryAfter time.Duration `yaml:"retry_after" env:"RETRY_AFTER"`
 	// MaxInflightBytes bounds the request body bytes held, as sent and as
 	// inflated.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes" env:"MAX_INFLIGHT_BYTES"`
@@ -248,6 +256,7 @@ func Defaults() Config {
 			MaxInflightRequests: 0,
 			QueueTimeout:        20 * time.Millisecond,
 			SaturationLatency:   8 * time.Millisecond,
+			RetryAfter:          time.Second,
 			MaxInflightBytes:    32 << 20,
 			ProbeInterval:       time.Second,
 			ProbeTimeout:        2 * time.Second,
@@ -325,6 +334,9 @@ func (c Config) Validate() error {
 	}
 	if b.SaturationLatency < 0 || b.SaturationLatency > time.Second {
 		p.Addf("backpressure.saturation_latency: %s is outside 0..1s", b.SaturationLatency)
+	}
+	if b.RetryAfter < time.Second {
+		p.Addf("backpressure.retry_after: must be at least 1s")
 	}
 	if b.ProbeInterval < 100*time.Millisecond {
 		p.Addf("backpressure.probe_interval: %s is below 100ms", b.ProbeInterval)
@@ -438,7 +450,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			MaxEvents: l.MaxEvents, MaxEventBytes: l.MaxEventBytes, MaxDepth: l.MaxDepth,
 		},
 		Sources: sources, TrustedProxies: proxies, KeepRaw: cfg.KeepRaw, NoFastPath: !cfg.FastPath,
-		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter,
+		ProduceTimeout: cfg.ProduceTimeout, RetryAfter: cfg.RetryAfter, OverloadRetryAfter: cfg.Backpressure.RetryAfter,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, WriteTimeout: l.WriteTimeout,
 		IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes, MaxConnections: l.MaxConnections,
 		MaxInflightRequests: cfg.Backpressure.InflightRequests(), MaxAwaitingAcks: cfg.Backpressure.AwaitingAcks(), QueueTimeout: cfg.Backpressure.QueueTimeout, SaturationLatency: cfg.Backpressure.SaturationLatency, MaxInflightBytes: cfg.Backpressure.MaxInflightBytes,

@@ -90,7 +90,7 @@ func TestConnectionsPastTheBoundAreRefused(t *testing.T) {
 	// 503 with Retry-After, and then closed.
 	over := dialRaw(t, addr)
 	resp := over.post(2, "over")
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "2" || !resp.Close {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !resp.Close {
 		t.Fatalf("connection past the bound: %d, Retry-After %q, close %v", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close)
 	}
 	if code := errorCode(t, resp); code != ReasonOverloaded {

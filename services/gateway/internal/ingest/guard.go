@@ -373,8 +373,17 @@ func (s *Server) refuse(reason string, family string, format string, a ...any) *
 		status = http.StatusTooManyRequests
 	}
 	he := errf(status, reason, format, a...)
-	he.RetryAfter = s.opts.RetryAfter
+	he.RetryAfter = s.retryAfterFor(reason)
 	return he
+}
+
+// retryAfterFor is the Retry-After of a refusal for reason: the shorter
+// OverloadRetryAfter for a backpressure bound, RetryAfter for the rest.
+func (s *Server) retryAfterFor(reason string) time.Duration {
+	if reason == ReasonOverloaded && s.opts.OverloadRetryAfter > 0 {
+		return s.opts.OverloadRetryAfter
+	}
+	return s.opts.RetryAfter
 }
 
 // retryAfterValue renders a delay as whole seconds, at least 1.

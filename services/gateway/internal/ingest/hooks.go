@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -61,7 +62,7 @@ func (s *Server) ReadBody(r *http.Request) (body []byte, release func(), err err
 // readBody reads r's body within the limits and the request's share of the
 // in-flight bytes (503 overloaded past it).
 func (s *Server) readBody(r *http.Request) ([]byte, func(), *HTTPError) {
-	return readBody(r, s.opts.Limits, admissionFrom(r.Context()), s.opts.RetryAfter)
+	return readBody(r, s.opts.Limits, admissionFrom(r.Context()), s.retryAfterFor(ReasonOverloaded))
 }
 
 // BatchID returns the client's batch id: the Idempotency-Key header, or
@@ -113,11 +114,18 @@ func (s *Server) Split(body []byte, ndjson bool) ([]Item, error) {
 // Limits returns the request limits.
 func (s *Server) Limits() Limits { return s.opts.Limits }
 
-// RetryAfter is the delay sent with 503 replies.
+// RetryAfter is the delay sent with a 503 answering res: the backpressure
+// delay when the gateway was overloaded (res.Unavailable is ErrOverloaded),
+// else the general one (res may be nil: Kafka unreachable, shutting down).
 //
 // A Result whose RateLimited is set is answered 429 with Retry-After
 // RetryAfterHeader(res.RateLimited).
-func (s *Server) RetryAfter() time.Duration { return s.opts.RetryAfter }
+func (s *Server) RetryAfter(res *Result) time.Duration {
+	if res != nil && errors.Is(res.Unavailable, ErrOverloaded) {
+		return s.retryAfterFor(ReasonOverloaded)
+	}
+	return s.opts.RetryAfter
+}
 
 // Reply writes res the way /v1/events does: 200, 207 with the per-event
 // errors, or 503 with Retry-After when Kafka took none.

@@ -37,13 +37,15 @@ type Options struct {
 	// is decoded, adapted and encoded the general way.
 	NoFastPath     bool
 	ProduceTimeout time.Duration
-	// RetryAfter is the Retry-After sent with 503s.
-	RetryAfter        time.Duration
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
+	// RetryAfter is the Retry-After sent with 503s, but for those of
+	// backpressure (503 overloaded), which send OverloadRetryAfter.
+	RetryAfter         time.Duration
+	OverloadRetryAfter time.Duration
+	ReadHeaderTimeout  time.Duration
+	ReadTimeout        time.Duration
+	WriteTimeout       time.Duration
+	IdleTimeout        time.Duration
+	MaxHeaderBytes     int
 	// MaxConnections bounds the open client connections (connlimit.go):
 	// past it, a new connection's request gets 503 overloaded and the
 	// connection is closed. 0: unbounded.
@@ -453,7 +455,7 @@ func (s *Server) reply(c echo.Context, res *Result) error {
 		}{errorBody{Error: ReasonRateLimited, Message: "the source key is over its rate limit; retry after the delay"}, res})
 	}
 	if res.Unavailable != nil {
-		c.Response().Header().Set("Retry-After", retryAfterValue(s.opts.RetryAfter))
+		c.Response().Header().Set("Retry-After", retryAfterValue(s.RetryAfter(res)))
 		code, msg := "unavailable", "events could not be stored right now; retry after the delay"
 		switch {
 		case errors.Is(res.Unavailable, ErrOverloaded):

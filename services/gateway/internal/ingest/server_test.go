@@ -83,7 +83,9 @@ func newTestGW(t *testing.T, mutate func(*gwSetup)) *testGW {
 			MaxEventBytes: 256 << 10, MaxDepth: 32},
 		Sources:        []Source{{ID: "src", Key: testKey}},
 		KeepRaw:        true,
-		ProduceTimeout: 5 * time.Second, RetryAfter: 2 * time.Second,
+		// Distinct delays, so that each refusal shows which one it sent:
+		// 1 s for backpressure (overloaded), 2 s for everything else.
+		ProduceTimeout: 5 * time.Second, RetryAfter: 2 * time.Second, OverloadRetryAfter: time.Second,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
 		ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond, CircuitFailures: 2,
@@ -267,7 +269,7 @@ func TestOverloadRefusedBeforeTheBodyIsRead(t *testing.T) {
 	body := &stalledBody{done: make(chan struct{})}
 	defer close(body.done)
 	r := g.post("/v1/events/edx", body, map[string]string{"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter != "2" {
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter != "1" {
 		t.Fatalf("second request: %d %q Retry-After %q: %s", r.status, r.code(), r.retryAfter, r.raw)
 	}
 	release()
@@ -348,8 +350,8 @@ func TestQueueTimeout(t *testing.T) {
 	go func() { first <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "a")), ndjson()) }()
 	waitFor(t, func() bool { return g.srv.guard.processing.Load() == 1 })
 	r := g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson())
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter == "" {
-		t.Fatalf("after the queue timeout: %d %s", r.status, r.raw)
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter != "1" {
+		t.Fatalf("after the queue timeout: %d Retry-After %q %s", r.status, r.retryAfter, r.raw)
 	}
 	if codes := r.errorCodes(); len(codes) != 2 || codes[0] != ReasonOverloaded {
 		t.Fatalf("event codes %v", codes)
@@ -427,8 +429,8 @@ func TestInflightBytes(t *testing.T) {
 	body := &stalledBody{done: make(chan struct{})}
 	defer close(body.done)
 	r := g.post("/v1/events/edx", body, map[string]string{"Content-Type": "application/x-ndjson", "Content-Length": "100000"})
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter == "" {
-		t.Fatalf("announced body: %d %q %q", r.status, r.code(), r.raw)
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter != "1" {
+		t.Fatalf("announced body: %d %q Retry-After %q %q", r.status, r.code(), r.retryAfter, r.raw)
 	}
 	if n := body.read.Load(); n != 0 {
 		t.Fatalf("%d body bytes were read", n)
@@ -437,8 +439,8 @@ func TestInflightBytes(t *testing.T) {
 	big := edxLines(400, "big") // ~60 KB
 	big += big
 	r = g.post("/v1/events/edx", io.MultiReader(strings.NewReader(big)), ndjson())
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded {
-		t.Fatalf("chunked body over the bound: %d %s", r.status, r.raw)
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || r.retryAfter != "1" {
+		t.Fatalf("chunked body over the bound: %d Retry-After %q %s", r.status, r.retryAfter, r.raw)
 	}
 	if held := g.srv.guard.bytes.Load(); held != 0 {
 		t.Fatalf("%d bytes still held after the answers", held)
@@ -697,7 +699,7 @@ func TestShuttingDownRefusesNewRequests(t *testing.T) {
 	}
 	defer g.srv.draining.Store(false)
 	r := g.post("/v1/events/edx", strings.NewReader(edxLines(1, "late")), ndjson())
-	if r.status != http.StatusServiceUnavailable || r.code() != ReasonShuttingDown || r.retryAfter == "" {
+	if r.status != http.StatusServiceUnavailable || r.code() != ReasonShuttingDown || r.retryAfter != "2" {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
 	if g.srv.Draining() == nil {
@@ -722,5 +724,33 @@ func TestBatchIDGivesRetriesTheSameEventIDs(t *testing.T) {
 		if other == BatchEventID("src", "k1", 0) {
 			t.Fatal("collision")
 		}
+	}
+}
+
+// TestRetryAfterByCause: the native endpoints answer a 503 with
+// Server.RetryAfter(res): the backpressure delay when the gateway was
+// overloaded, the general one when Kafka took nothing or there is no
+// result (an unhealthy health check).
+func TestRetryAfterByCause(t *testing.T) {
+	s := &Server{opts: Options{RetryAfter: 5 * time.Second, OverloadRetryAfter: time.Second}}
+	for _, tc := range []struct {
+		name string
+		res  *Result
+		want time.Duration
+	}{
+		{"overloaded", &Result{Unavailable: ErrOverloaded}, time.Second},
+		{"overloaded, wrapped", &Result{Unavailable: fmt.Errorf("refused: %w", ErrOverloaded)}, time.Second},
+		{"circuit open", &Result{Unavailable: ErrCircuitOpen}, 5 * time.Second},
+		{"produce failed", &Result{Unavailable: errors.New("no leader")}, 5 * time.Second},
+		{"no result", nil, 5 * time.Second},
+	} {
+		if got := s.RetryAfter(tc.res); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// Unset, the backpressure delay is the general one.
+	s.opts.OverloadRetryAfter = 0
+	if got := s.RetryAfter(&Result{Unavailable: ErrOverloaded}); got != 5*time.Second {
+		t.Errorf("no overload delay set: %s", got)
 	}
 }

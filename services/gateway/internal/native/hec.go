@@ -168,7 +168,7 @@ func (n *Native) hecRoutes(e *echo.Echo) {
 			// while Kafka is unreachable or the gateway shuts down, so that
 			// HEC load balancers move on.
 			if n.s.KafkaReady() != nil || n.s.Draining() != nil {
-				n.setRetryAfter(c)
+				n.setRetryAfter(c, nil)
 				return hecJSON(c, 9)
 			}
 			return hecJSON(c, 17)
@@ -368,13 +368,13 @@ func (n *Native) hecIngest(c echo.Context, tok *HECToken, items []ingest.Item) e
 		Adapt: func(in *adapter.Input) (*adapter.Output, *event.Rejection) { return hecAdapt(in, tok) },
 	})
 	if res.Unavailable != nil {
-		n.setRetryAfter(c)
+		n.setRetryAfter(c, res)
 		return hecJSON(c, 9)
 	}
 	if len(res.Errors) > 0 {
 		e := res.Errors[0]
 		if ingest.Retryable(e.Code) {
-			n.setRetryAfter(c)
+			n.setRetryAfter(c, res)
 			return hecJSON(c, 9)
 		}
 		code := hecCode(e.Code)

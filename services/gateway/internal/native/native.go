@@ -32,7 +32,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -252,9 +251,10 @@ func (n *Native) batchID(c echo.Context) (string, error) {
 	return n.s.BatchID(c.Request())
 }
 
-// setRetryAfter sets the Retry-After header of a 503.
-func (n *Native) setRetryAfter(c echo.Context) {
-	c.Response().Header().Set("Retry-After", strconv.Itoa(int(n.s.RetryAfter().Seconds())))
+// setRetryAfter sets the Retry-After header of a 503 answering res (nil:
+// one not answering an ingest, such as an unhealthy HEC health check).
+func (n *Native) setRetryAfter(c echo.Context, res *ingest.Result) {
+	c.Response().Header().Set("Retry-After", ingest.RetryAfterHeader(n.s.RetryAfter(res)))
 }
 
 // asHTTPError returns err as an *ingest.HTTPError (500 for anything else).

@@ -67,7 +67,7 @@ func (n *Native) handleSegment(c echo.Context) error {
 	})
 	switch {
 	case res.Unavailable != nil:
-		n.setRetryAfter(c)
+		n.setRetryAfter(c, res)
 		reason := "unavailable"
 		if len(res.Errors) > 0 && ingest.Retryable(res.Errors[0].Code) {
 			reason = res.Errors[0].Code
@@ -83,7 +83,7 @@ func (n *Native) handleSegment(c echo.Context) error {
 		status := http.StatusBadRequest
 		if ingest.Retryable(e.Code) {
 			status = http.StatusServiceUnavailable
-			n.setRetryAfter(c)
+			n.setRetryAfter(c, res)
 		} else {
 			n.log.Warn("unable to process event received from segment.io",
 				zap.String("reason", e.Code), zap.String("field", e.Field), zap.String("message", e.Message))

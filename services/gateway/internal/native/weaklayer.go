@@ -183,7 +183,7 @@ func (n *Native) handleInstall(c echo.Context) error {
 	})
 	if res.Accepted != 1 {
 		if res.Unavailable != nil || !allRefused(res) {
-			n.setRetryAfter(c)
+			n.setRetryAfter(c, res)
 			return errorf(http.StatusServiceUnavailable, "unavailable", "the install could not be recorded right now; retry")
 		}
 		return n.replyEvents(c, res)

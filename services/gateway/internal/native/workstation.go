@@ -209,7 +209,7 @@ func (n *Native) handleArchive(c echo.Context) error {
 	}
 	reply := archiveReply{MachineGUID: man.MachineGUID, ArchiveType: man.Type, Ignored: arch.ignored, Files: []fileResult{}}
 	meta := n.s.Meta(c)
-	unavailable := false
+	var unavailable *ingest.Result // the last file's result that Kafka took none of
 	var rateLimited time.Duration
 	for _, name := range archiveFiles[1:] {
 		text, ok := arch.files[name]
@@ -222,7 +222,7 @@ func (n *Native) handleArchive(c echo.Context) error {
 			BatchID: bid + "/" + name, Meta: meta, Adapt: adapt,
 		}, items)
 		if res.Unavailable != nil {
-			unavailable = true
+			unavailable = res
 		}
 		rateLimited = max(rateLimited, res.RateLimited)
 		reply.Accepted += res.Accepted
@@ -233,8 +233,8 @@ func (n *Native) handleArchive(c echo.Context) error {
 	case rateLimited > 0 && reply.Accepted == 0:
 		c.Response().Header().Set("Retry-After", ingest.RetryAfterHeader(rateLimited))
 		return c.JSON(http.StatusTooManyRequests, reply)
-	case unavailable && reply.Accepted == 0:
-		n.setRetryAfter(c)
+	case unavailable != nil && reply.Accepted == 0:
+		n.setRetryAfter(c, unavailable)
 		return c.JSON(http.StatusServiceUnavailable, reply)
 	case reply.Rejected > 0:
 		return c.JSON(http.StatusMultiStatus, reply)
