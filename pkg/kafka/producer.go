@@ -27,7 +27,7 @@ func NewProducer(cfg Config, log *zap.Logger, extra ...kgo.Opt) (*Producer, erro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(cfg.Linger),
 		cfg.producerCompression(),
-				kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
+		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerBatchMaxBytes(cfg.MaxMessageBytes),

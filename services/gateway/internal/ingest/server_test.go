@@ -81,8 +81,8 @@ func newTestGW(t *testing.T, mutate func(*gwSetup)) *testGW {
 		Listen: "127.0.0.1:0", Version: "test",
 		Limits: Limits{MaxBodyBytes: 1 << 20, MaxDecompressedBytes: 4 << 20, MaxRatio: 100, MaxEvents: 1000,
 			MaxEventBytes: 256 << 10, MaxDepth: 32},
-		Sources:        []Source{{ID: "src", Key: testKey}},
-		KeepRaw:        true,
+		Sources: []Source{{ID: "src", Key: testKey}},
+		KeepRaw: true,
 		// Distinct delays, so that each refusal shows which one it sent:
 		// 1 s for backpressure (overloaded), 2 s for everything else.
 		ProduceTimeout: 5 * time.Second, RetryAfter: 2 * time.Second, OverloadRetryAfter: time.Second,
