@@ -161,13 +161,17 @@ var compressionCodecs = map[string]kgo.CompressionCodec{
 	"gzip":   kgo.GzipCompression(),
 }
 
-// producerCompression is the producer option for Compression.
+// producerCompression is the producer option for Compression: the codec,
+// then, as franz-go's default does, snappy and none for a broker too old
+// for it (zstd needs Kafka 2.1).
 func (c Config) producerCompression() kgo.Opt {
-	codec, ok := compressionCodecs[c.Compression]
-	if !ok {
-		codec = kgo.SnappyCompression()
+	switch c.Compression {
+	case "none":
+		return kgo.ProducerBatchCompression(kgo.NoCompression())
+	case "", "snappy":
+		return kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression())
 	}
-	return kgo.ProducerBatchCompression(codec)
+	return kgo.ProducerBatchCompression(compressionCodecs[c.Compression], kgo.SnappyCompression(), kgo.NoCompression())
 }
 
 // clientOpts returns the connection options common to every client.
