@@ -197,6 +197,11 @@ func (g *guard) takeAckSlot() chan struct{} {
 	}
 }
 
+// awaitingAcks is the number of ack slots taken.
+func (g *guard) awaitingAcks() int {
+	return len(g.acks) + len(g.acksExtra)
+}
+
 // acked gives the ack slot back once the acks (or errors) are in.
 func (a *admission) acked() {
 	if a == nil || a.ackSlot == nil {

@@ -109,6 +109,14 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 			Name: "sluice_gateway_inflight_bytes",
 			Help: "Request body bytes held, as sent and as inflated (backpressure.max_inflight_bytes bounds it).",
 		}, func() float64 { return float64(g.bytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_waiting_requests",
+			Help: "Requests whose body is in, waiting for a processing slot (backpressure.queue_timeout; the queue's length follows backpressure.saturation_latency).",
+		}, func() float64 { return float64(g.waiting.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_awaiting_acks_requests",
+			Help: "Requests whose records are handed to the producer, holding an ack slot until the brokers' acks are in (backpressure.max_awaiting_acks bounds it).",
+		}, func() float64 { return float64(g.awaitingAcks()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

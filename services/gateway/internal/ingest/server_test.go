@@ -313,6 +313,9 @@ func TestRequestsWaitBrieflyForASlot(t *testing.T) {
 				}()
 				waitFor(t, func() bool { return g.srv.guard.waiting.Load() == int64(i+1) })
 			}
+			if got := g.gauge("sluice_gateway_waiting_requests"); got != float64(tc.queue) {
+				t.Fatalf("waiting_requests gauge = %v, want %d", got, tc.queue)
+			}
 			// The queue is full: the next is refused before its body is read.
 			body := &stalledBody{done: make(chan struct{})}
 			defer close(body.done)
@@ -398,6 +401,9 @@ func TestAckSlotsPushBack(t *testing.T) {
 	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 1 && g.srv.guard.processing.Load() == 0 })
 	go func() { replies <- g.post("/v1/events/edx", strings.NewReader(edxLines(2, "b")), ndjson()) }()
 	waitFor(t, func() bool { return g.srv.guard.admitted.Load() == 2 && g.srv.guard.processing.Load() == 1 })
+	if acks, slots := g.gauge("sluice_gateway_awaiting_acks_requests"), g.gauge("sluice_gateway_inflight_requests"); acks != 1 || slots != 1 {
+		t.Fatalf("awaiting_acks_requests = %v, inflight_requests = %v; want 1 and 1", acks, slots)
+	}
 	if r := g.post("/v1/events/edx", strings.NewReader(edxLines(2, "c")), ndjson()); r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded {
 		t.Fatalf("third request: %d %s", r.status, r.raw)
 	}
@@ -410,6 +416,25 @@ func TestAckSlotsPushBack(t *testing.T) {
 	if n := len(g.srv.guard.acks); n != 0 {
 		t.Fatalf("%d ack slots still taken", n)
 	}
+	if got := g.gauge("sluice_gateway_awaiting_acks_requests"); got != 0 {
+		t.Fatalf("awaiting_acks_requests = %v after the answers", got)
+	}
+}
+
+// gauge reads a gauge without labels from the gateway's registry.
+func (g *testGW) gauge(name string) float64 {
+	g.t.Helper()
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	g.t.Fatalf("gauge %s not registered", name)
+	return 0
 }
 
 func waitFor(t *testing.T, cond func() bool) {
