@@ -45,9 +45,10 @@ type cpuSaturation struct {
 	threshold time.Duration
 	saturated atomic.Bool
 	onChange  func(bool)
-	calm      int          // the last windows in a row below the threshold
-	hot       int          // the last windows in a row at or above it
-	sampled   atomic.Int64 // samples taken
+	calm      int           // the last windows in a row below the threshold
+	hot       int           // the last windows in a row at or above it
+	sampled   atomic.Int64  // samples taken
+	lastP99   atomic.Uint64 // the last judged window's 99th percentile (float64 bits, seconds)
 	sample    []rtmetrics.Sample
 	prev      []uint64
 	loop      everyLoop
@@ -61,6 +62,15 @@ func newCPUSaturation(threshold time.Duration, onChange func(bool)) *cpuSaturati
 	}
 	return &cpuSaturation{threshold: threshold, onChange: onChange,
 		sample: []rtmetrics.Sample{{Name: schedLatencies}}}
+}
+
+// LastP99 is the 99th percentile of the last window in which goroutines
+// ran, in seconds; 0 for a nil sampler or before the first.
+func (c *cpuSaturation) LastP99() float64 {
+	if c == nil {
+		return 0
+	}
+	return math.Float64frombits(c.lastP99.Load())
 }
 
 // Saturated reports the last window's verdict; false for a nil sampler.
@@ -81,6 +91,7 @@ func (c *cpuSaturation) observe(h *rtmetrics.Float64Histogram) {
 	if math.IsNaN(p99) {
 		return // nothing ran in the window: keep the verdict
 	}
+	c.lastP99.Store(math.Float64bits(p99))
 	// One slow window is a hiccup (a collection, another process):
 	// saturation begins after hotWindows in a row. Cutting the queue lowers
 	// the latency measured: it ends only after calmWindows in a row below

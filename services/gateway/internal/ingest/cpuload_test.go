@@ -91,11 +91,19 @@ func TestSaturationVerdict(t *testing.T) {
 		if got := window(st.slow); got != st.want {
 			t.Fatalf("window %d (slow %v): saturated %v, want %v", i, st.slow, got, st.want)
 		}
+		// The gauge shows the window's 99th percentile (its bucket's
+		// upper bound).
+		if p99, want := c.LastP99(), map[bool]float64{false: 0.001, true: 0.016}[st.slow]; p99 != want {
+			t.Fatalf("window %d (slow %v): LastP99 %v, want %v", i, st.slow, p99, want)
+		}
 	}
-	// A window in which nothing ran keeps the verdict.
+	// A window in which nothing ran keeps the verdict and the gauge.
 	c.observe(hist(counts[:]...))
-	if c.Saturated() {
-		t.Fatal("an empty window changed the verdict")
+	if c.Saturated() || c.LastP99() != 0.001 {
+		t.Fatalf("an empty window changed the verdict or the gauge (%v)", c.LastP99())
+	}
+	if (*cpuSaturation)(nil).LastP99() != 0 {
+		t.Fatal("a nil sampler's gauge is not 0")
 	}
 	if len(changes) != 2 || !changes[0] || changes[1] {
 		t.Fatalf("changes %v, want [true false]", changes)
@@ -125,10 +133,13 @@ func TestSaturationSamplerRuns(t *testing.T) {
 // With half the ack slots extra, a request takes an extra one while the
 // CPU keeps up and waits for a base one while it is saturated.
 func TestAckSlotsFollowTheCPU(t *testing.T) {
-	g := newGuard(0, 2, 0, 0, &cpuSaturation{})
-	if cap(g.acks) != 1 || cap(g.acksExtra) != 1 {
-		t.Fatalf("ack slots %d + %d, want 1 + 1", cap(g.acks), cap(g.acksExtra))
+	for _, tc := range []struct{ slots, base, extra int }{{1, 1, 0}, {2, 1, 1}, {5, 3, 2}, {16, 8, 8}} {
+		g := newGuard(0, tc.slots, 0, 0, nil)
+		if cap(g.acks) != tc.base || cap(g.acksExtra) != tc.extra {
+			t.Fatalf("%d ack slots: %d + %d, want %d + %d", tc.slots, cap(g.acks), cap(g.acksExtra), tc.base, tc.extra)
+		}
 	}
+	g := newGuard(0, 2, 0, 0, &cpuSaturation{})
 	first := g.takeAckSlot()
 	second := g.takeAckSlot() // the CPU keeps up: an extra one, at once
 	if first != g.acks || second != g.acksExtra {

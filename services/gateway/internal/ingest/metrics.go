@@ -117,6 +117,10 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 			Name: "sluice_gateway_awaiting_acks_requests",
 			Help: "Requests whose records are handed to the producer, holding an ack slot until the brokers' acks are in (backpressure.max_awaiting_acks bounds it).",
 		}, func() float64 { return float64(g.awaitingAcks()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_sched_latency_p99_seconds",
+			Help: "99th percentile of how long the gateway's goroutines waited, runnable, for a CPU over the last quarter second in which any ran: what backpressure.saturation_latency is compared with (0 when the measure is off).",
+		}, g.cpu.LastP99),
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
