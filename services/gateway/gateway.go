@@ -136,8 +136,8 @@ type Backpressure struct {
 	MaxInflightRequests int `yaml:"max_inflight_requests" env:"MAX_INFLIGHT_REQUESTS"`
 	// MaxAwaitingAcks bounds the requests whose records are handed to the
 	// producer and that wait for the brokers' acks; 0 means
-	// 8 x GOMAXPROCS (AwaitingAcks), half of them used only while the CPU
-	// keeps up (SaturationLatency). A request that finds them all taken
+	// 16 x GOMAXPROCS (AwaitingAcks), three quarters of them unused while
+	// the overload cut holds (SaturationLatency). A request that finds them all taken
 	// waits, holding its processing slot, so that slow acks push back on
 	// new requests.
 	MaxAwaitingAcks int `yaml:"max_awaiting_acks" env:"MAX_AWAITING_ACKS"`
@@ -147,11 +147,13 @@ type Backpressure struct {
 	QueueTimeout time.Duration `yaml:"queue_timeout" env:"QUEUE_TIMEOUT"`
 	// SaturationLatency is the 99th percentile of the goroutines'
 	// scheduling latency (runtime/metrics /sched/latencies:seconds, over a
-	// quarter second) from which the CPU counts as saturated. While it is
-	// below, the queue for processing slots holds three times as many
-	// requests as there are slots and every ack slot serves; while it is
-	// reached, a quarter as many, and half the ack slots. 0: the measure is
-	// off, and the CPU always counts as keeping up.
+	// quarter second) from which the CPU counts as saturated. The queue for
+	// processing slots holds three times as many requests as there are
+	// slots, and every ack slot serves, except under the overload cut:
+	// while the CPU is saturated and the processing bound turned a request
+	// away in the last two seconds, a quarter as many, and a quarter of
+	// the ack slots. 0: the measure is off, the CPU always counts as
+	// keeping up, and the cut never holds.
 	SaturationLatency time.Duration `yaml:"saturation_latency" env:"SATURATION_LATENCY"`
 	// RetryAfter is the Retry-After sent with a 503 overloaded: a request
 	// refused at one of these bounds. It is shorter than the gateway's
@@ -204,16 +206,17 @@ func (b Backpressure) InflightRequests() int {
 }
 
 // AwaitingAcks is the bound on requests waiting for acks that b sets:
-// MaxAwaitingAcks, or 8 per core when it is 0. More slots let more
+// MaxAwaitingAcks, or 16 per core when it is 0. More slots let more
 // requests' records wait for acks at once, which raises throughput, but
-// under overload each one is a request's worth of latency: half of them
-// serve only while the CPU keeps up (SaturationLatency), so a saturated
-// gateway uses 4 per core (docs/benchmarks.md has the measurements).
+// under overload each one is a request's worth of latency: three quarters
+// of them stand unused while the overload cut holds (SaturationLatency),
+// so an overloaded gateway uses 4 per core (docs/benchmarks.md has the
+// measurements).
 func (b Backpressure) AwaitingAcks() int {
 	if b.MaxAwaitingAcks > 0 {
 		return b.MaxAwaitingAcks
 	}
-	return 8 * runtime.GOMAXPROCS(0)
+	return 16 * runtime.GOMAXPROCS(0)
 }
 
 // recordOverhead is room for a record's envelope, key and headers next to

@@ -9,21 +9,22 @@ import (
 
 // CPU saturation (Options.SaturationLatency): how long the process's
 // goroutines wait, runnable, for a CPU (the Go runtime's
-// /sched/latencies:seconds) shows whether the CPU keeps up. While it does,
-// the processing queue is long enough for bursts and for as many
-// closed-loop clients as the gateway can serve (guard.queueLimit); once
-// the 99th percentile of that wait over a sampling window reaches the
-// threshold, arrivals outrun the CPU: the queue is cut to a few requests
-// and half the ack slots go unused (guard.takeAckSlot), since every place
-// in either is then latency for what is accepted.
+// /sched/latencies:seconds) shows whether the CPU keeps up. Once the 99th
+// percentile of that wait over a sampling window reaches the threshold,
+// the CPU counts as saturated: that is one of the two conditions of the
+// overload cut (guard.cut), which shortens the processing queue and
+// leaves most ack slots unused, since every place in either is then
+// latency for what is accepted. The other is requests turned away.
 //
-// The wait for a processing slot cannot tell the two apart: under
-// overload the CPU itself is the queue (requests admitted, bodies read,
-// goroutines runnable but not running) while slots stand free. Measured on
-// 2 vCPUs with the load generator on the same cores (docs/benchmarks.md):
-// with 32 closed-loop clients and the CPU fully used, the p99 of 500 ms
-// windows stayed at or under about 5 ms; at twice the capacity, open loop,
-// 10-84 ms.
+// The wait for a processing slot cannot tell a saturated CPU from one
+// that keeps up: under overload the CPU itself is the queue (requests
+// admitted, bodies read, goroutines runnable but not running) while slots
+// stand free. Nor can the scheduling latency alone tell overload from a
+// busy gateway whose clients all get in: with 32 closed-loop clients, the
+// CPU fully used and 32 ack slots, the 99th percentile of quarter-second
+// windows reached 4.6-21 ms on 2 vCPUs with the load generator on the
+// same cores; at twice the capacity, open loop, 10-84 ms
+// (docs/benchmarks.md).
 
 // saturationWindow is how often the scheduling latencies are sampled; each
 // sample judges the window since the previous one.

@@ -130,40 +130,109 @@ func TestSaturationSamplerRuns(t *testing.T) {
 	}
 }
 
-// With half the ack slots extra, a request takes an extra one while the
-// CPU keeps up and waits for a base one while it is saturated.
-func TestAckSlotsFollowTheCPU(t *testing.T) {
-	for _, tc := range []struct{ slots, base, extra int }{{1, 1, 0}, {2, 1, 1}, {5, 3, 2}, {16, 8, 8}} {
+// A quarter of the ack slots serve always; a request takes one of the
+// rest at once unless the overload cut holds, and then waits for a base
+// one.
+func TestAckSlotsFollowTheCut(t *testing.T) {
+	for _, tc := range []struct{ slots, base, extra int }{{1, 1, 0}, {2, 1, 1}, {5, 2, 3}, {16, 4, 12}, {32, 8, 24}} {
 		g := newGuard(0, tc.slots, 0, 0, nil)
 		if cap(g.acks) != tc.base || cap(g.acksExtra) != tc.extra {
 			t.Fatalf("%d ack slots: %d + %d, want %d + %d", tc.slots, cap(g.acks), cap(g.acksExtra), tc.base, tc.extra)
 		}
 	}
 	g := newGuard(0, 2, 0, 0, &cpuSaturation{})
+	g.cpu.saturated.Store(true) // saturated, but nobody turned away: no cut
 	first := g.takeAckSlot()
-	second := g.takeAckSlot() // the CPU keeps up: an extra one, at once
+	got := make(chan chan struct{}, 1)
+	go func() { got <- g.takeAckSlot() }()
+	var second chan struct{}
+	select {
+	case second = <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the second request waited, saturated but with nobody turned away")
+	}
 	if first != g.acks || second != g.acksExtra {
 		t.Fatal("the second request did not get the extra slot")
 	}
 	<-second
-	g.cpu.saturated.Store(true)
-	got := make(chan chan struct{}, 1)
+	g.turnAway()
 	go func() { got <- g.takeAckSlot() }()
 	select {
 	case ch := <-got:
-		t.Fatalf("took a slot while the CPU is saturated and the base slots are taken (extra: %v)", ch == g.acksExtra)
+		t.Fatalf("took a slot under the cut while the base slots are taken (extra: %v)", ch == g.acksExtra)
 	case <-time.After(100 * time.Millisecond):
 	}
 	<-first // the base slot frees
 	select {
 	case ch := <-got:
 		if ch != g.acks {
-			t.Fatal("took an extra slot while saturated")
+			t.Fatal("took an extra slot under the cut")
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no slot after the base one freed")
 	}
 	if g := newGuard(0, 1, 0, 0, nil); cap(g.acks) != 1 || g.acksExtra != nil {
 		t.Fatal("one ack slot must be a base one")
+	}
+}
+
+// The cut holds only while the CPU is saturated and a request was turned
+// away within refusalMemory.
+func TestOverloadCut(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		cpu        bool // a sampler (nil: the measure is off)
+		saturated  bool
+		turnedAway time.Duration // how long ago; 0: never
+		cut        bool
+	}{
+		{"the measure off", false, false, time.Millisecond, false},
+		{"the CPU keeps up, a request turned away", true, false, time.Millisecond, false},
+		{"saturated, nobody turned away", true, true, 0, false},
+		{"saturated, a request turned away just now", true, true, time.Millisecond, true},
+		{"saturated, the last turned away just within the memory", true, true, refusalMemory - 200*time.Millisecond, true},
+		{"saturated, the last turned away before the memory", true, true, refusalMemory + time.Second, false},
+	} {
+		g := newGuard(8, 32, 0, time.Second, nil)
+		if tc.cpu {
+			g.cpu = &cpuSaturation{}
+			g.cpu.saturated.Store(tc.saturated)
+		}
+		if tc.turnedAway > 0 {
+			// Move the guard's start back, then record a refusal
+			// tc.turnedAway after it.
+			g.epoch = time.Now().Add(-refusalMemory - 10*time.Second)
+			g.turnedAway.Store(int64(refusalMemory+10*time.Second-tc.turnedAway) + 1)
+		}
+		if got := g.cut(); got != tc.cut {
+			t.Errorf("%s: cut %v, want %v", tc.name, got, tc.cut)
+		}
+		want := map[bool]int64{false: 24, true: 2}[tc.cut]
+		if got := g.queueLimit(); got != want {
+			t.Errorf("%s: queue of %d, want %d", tc.name, got, want)
+		}
+	}
+	// Each way the processing bound refuses a request is a request turned
+	// away.
+	g := newGuard(1, 0, 0, 0, nil)
+	a, b := &admission{g: g}, &admission{g: g}
+	if !a.takeSlot() || b.takeSlot() {
+		t.Fatal("a second slot with one slot and no queue")
+	}
+	if g.turnedAway.Load() == 0 {
+		t.Fatal("a request refused for want of a slot (no queue) was not counted as turned away")
+	}
+	g = newGuard(1, 0, 0, 20*time.Millisecond, nil)
+	a, b = &admission{g: g}, &admission{g: g}
+	if !a.takeSlot() || b.takeSlot() {
+		t.Fatal("a second slot with one slot, past the queue timeout")
+	}
+	if g.turnedAway.Load() == 0 {
+		t.Fatal("a request refused at the queue timeout was not counted as turned away")
+	}
+	g.queueLen = 0
+	g.turnedAway.Store(0)
+	if c := (&admission{g: g}); c.takeSlot() || g.turnedAway.Load() == 0 {
+		t.Fatal("a request past a full queue was let in or not counted as turned away")
 	}
 }

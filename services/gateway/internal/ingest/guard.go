@@ -29,23 +29,31 @@ import (
 //     holding the slot then would leave the CPU idle while acks are slow.
 //     A request that finds every slot taken waits for one, at most
 //     Options.QueueTimeout, behind a bounded number of others; past
-//     either it is refused. The queue's length follows the CPU
-//     (cpuload.go): while the CPU keeps up, three times as many requests
-//     as there are slots may wait (bursts, and as many closed-loop clients
-//     as the gateway can serve, wait briefly instead of being sent away
-//     for Retry-After); while it is saturated, a quarter as many (under
-//     sustained overload every place in the queue adds a request's worth
-//     of latency to what is accepted). A request arriving while the slots
-//     and the queue are full is refused before its body is read.
+//     either it is refused. A request arriving while the slots and the
+//     queue are full is refused before its body is read.
 //   - Requests waiting for acks (Options.MaxAwaitingAcks): a request whose
 //     records are built takes an ack slot before it gives its processing
 //     slot back, waiting for one while it holds the processing slot. When
 //     Kafka acks more slowly than the CPU builds, the ack slots fill, then
 //     the processing slots, and new requests are refused: what is in
-//     flight, and so the latency of what is accepted, stays bounded. Half
-//     the ack slots (acksExtra) are taken only while the CPU keeps up:
-//     more records in flight batch better and raise throughput, but under
-//     overload each is a request's worth of latency.
+//     flight, and so the latency of what is accepted, stays bounded.
+//   - The overload cut (guard.cut): the queue and the ack slots are long
+//     while the gateway keeps up, and short under overload. Long, three
+//     times as many requests as there are processing slots may wait (bursts,
+//     and as many closed-loop clients as the gateway can serve, wait
+//     briefly instead of being sent away for Retry-After), and every ack
+//     slot serves (more records in flight batch better and raise
+//     throughput). Short, a quarter as many may wait and a quarter of the
+//     ack slots serve (acks; the rest, acksExtra, stand unused): under
+//     overload every place in either is a request's worth of latency for
+//     what is accepted. The cut holds while two things are true: the CPU is
+//     saturated (cpuload.go), and the processing bound turned a request
+//     away within the last refusalMemory. The CPU alone does not decide
+//     it: a gateway whose clients all get in (closed-loop clients, as many
+//     as it can serve) is as busy as an overloaded one, but its clients
+//     already bound what is in flight, and cutting would only refuse them.
+//     Requests turned away show that demand outruns what the long bounds
+//     admit.
 //   - Open connections (Options.MaxConnections, connlimit.go): a request
 //     on a connection past the bound is refused before its body is read,
 //     and that connection closed after the answer.
@@ -89,17 +97,22 @@ type guard struct {
 	maxBytes    int64
 	slots       chan struct{} // one per processing slot; nil: unbounded
 	// acks has one slot per request waiting for acks (nil: unbounded);
-	// acksExtra the slots used only while the CPU keeps up.
+	// acksExtra the slots unused while the overload cut holds.
 	acks, acksExtra chan struct{}
-	// queueLen is the most requests waiting for a slot while the CPU keeps
-	// up, queueLenSaturated while cpu says it is saturated.
-	queueLen, queueLenSaturated int64
-	cpu                         *cpuSaturation // nil: never saturated
-	queueTimeout                time.Duration
-	waiting                     atomic.Int64 // requests waiting for a slot
-	processing                  atomic.Int64 // requests holding a processing slot
-	bytes                       atomic.Int64 // body bytes held
-	admitted                    atomic.Int64 // guarded requests between admission and answer
+	// queueLen is the most requests waiting for a slot, queueLenCut while
+	// the overload cut holds.
+	queueLen, queueLenCut int64
+	cpu                   *cpuSaturation // nil: never saturated
+	queueTimeout          time.Duration
+	// epoch is when the guard was made; turnedAway is when the processing
+	// bound last turned a request away, as time since epoch plus one (0:
+	// never).
+	epoch      time.Time
+	turnedAway atomic.Int64
+	waiting    atomic.Int64 // requests waiting for a slot
+	processing atomic.Int64 // requests holding a processing slot
+	bytes      atomic.Int64 // body bytes held
+	admitted   atomic.Int64 // guarded requests between admission and answer
 	// producedUnanswered counts requests some of whose events are stored
 	// and whose answer is not written yet.
 	producedUnanswered atomic.Int64
@@ -146,14 +159,14 @@ func (a *admission) reserve(n int64) bool {
 
 func newGuard(maxRequests, maxAwaitingAcks int, maxBytes int64, queueTimeout time.Duration, cpu *cpuSaturation) *guard {
 	g := &guard{maxRequests: int64(maxRequests), maxBytes: maxBytes, queueTimeout: queueTimeout, cpu: cpu,
-		queueLen: int64(max(3*maxRequests, 1)), queueLenSaturated: int64(max(maxRequests/4, 1))}
+		queueLen: int64(max(3*maxRequests, 1)), queueLenCut: int64(max(maxRequests/4, 1)), epoch: time.Now()}
 	if maxRequests > 0 {
 		g.slots = make(chan struct{}, maxRequests)
 	}
 	if maxAwaitingAcks > 0 {
-		// Half the ack slots serve always, the other half only while
-		// the CPU keeps up (see the comment at the top).
-		base := (maxAwaitingAcks + 1) / 2
+		// A quarter of the ack slots serve always, the rest only while
+		// the overload cut does not hold (see the comment at the top).
+		base := (maxAwaitingAcks + 3) / 4
 		g.acks = make(chan struct{}, base)
 		if extra := maxAwaitingAcks - base; extra > 0 {
 			g.acksExtra = make(chan struct{}, extra)
@@ -177,15 +190,15 @@ func (a *admission) toAcks() {
 }
 
 // takeAckSlot takes an ack slot, waiting for one, and returns the slots
-// it is one of: a base one if free, else, while the CPU keeps up, an
-// extra one.
+// it is one of: a base one if free, else, unless the overload cut holds,
+// an extra one.
 func (g *guard) takeAckSlot() chan struct{} {
 	select {
 	case g.acks <- struct{}{}:
 		return g.acks
 	default:
 	}
-	if g.acksExtra == nil || g.cpu.Saturated() {
+	if g.acksExtra == nil || g.cut() {
 		g.acks <- struct{}{}
 		return g.acks
 	}
@@ -211,10 +224,32 @@ func (a *admission) acked() {
 	a.ackSlot = nil
 }
 
+// refusalMemory is how long a request turned away at the processing
+// bound counts towards the overload cut: as long as a saturation of the
+// CPU takes to end (cpuload.go), so that the cut, once made, holds while
+// the overload does.
+const refusalMemory = calmWindows * saturationWindow
+
+// cut reports whether the overload cut holds (see the comment at the top):
+// the CPU is saturated and the processing bound turned a request away
+// within the last refusalMemory.
+func (g *guard) cut() bool {
+	if !g.cpu.Saturated() {
+		return false
+	}
+	at := g.turnedAway.Load()
+	return at != 0 && time.Since(g.epoch)+1-time.Duration(at) < refusalMemory
+}
+
+// turnAway records that the processing bound refused a request.
+func (g *guard) turnAway() {
+	g.turnedAway.Store(int64(time.Since(g.epoch)) + 1)
+}
+
 // queueLimit is the queue's current length (see the comment at the top).
 func (g *guard) queueLimit() int64 {
-	if g.cpu.Saturated() {
-		return g.queueLenSaturated
+	if g.cut() {
+		return g.queueLenCut
 	}
 	return g.queueLen
 }
@@ -242,10 +277,12 @@ func (a *admission) takeSlot() bool {
 		case g.slots <- struct{}{}:
 		default:
 			if g.queueTimeout <= 0 {
+				g.turnAway()
 				return false
 			}
 			if g.waiting.Add(1) > g.queueLimit() {
 				g.waiting.Add(-1)
+				g.turnAway()
 				return false
 			}
 			t := time.NewTimer(g.queueTimeout)
@@ -255,6 +292,7 @@ func (a *admission) takeSlot() bool {
 				g.waiting.Add(-1)
 			case <-t.C:
 				g.waiting.Add(-1)
+				g.turnAway()
 				return false
 			}
 		}
@@ -335,6 +373,7 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		g := s.guard
 		if g.full() {
+			g.turnAway()
 			closeUnread(c)
 			return s.refuse(ReasonOverloaded, "", "the gateway is at its limit of %d requests in flight and %d waiting; retry after the delay", g.maxRequests, g.queueLimit())
 		}

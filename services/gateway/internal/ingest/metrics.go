@@ -84,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	m.cpuSaturatedG = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_gateway_cpu_saturated",
-		Help: "1 while the goroutines' scheduling latency says the CPU is saturated and the processing queue is short (backpressure.saturation_latency), 0 while it keeps up.",
+		Help: "1 while the goroutines' scheduling latency says the CPU is saturated (backpressure.saturation_latency), 0 while it keeps up; with requests turned away, it makes the overload cut (sluice_gateway_overload_cut).",
 	})
 	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration,
 		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens, m.cpuSaturatedG} {
@@ -121,6 +121,15 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 			Name: "sluice_gateway_sched_latency_p99_seconds",
 			Help: "99th percentile of how long the gateway's goroutines waited, runnable, for a CPU over the last quarter second in which any ran: what backpressure.saturation_latency is compared with (0 when the measure is off).",
 		}, g.cpu.LastP99),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_overload_cut",
+			Help: "1 while the overload cut holds (the CPU is saturated and the processing bound turned a request away in the last two seconds): the processing queue is a quarter of the slots and a quarter of the ack slots serve; 0 otherwise.",
+		}, func() float64 {
+			if g.cut() {
+				return 1
+			}
+			return 0
+		}),
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

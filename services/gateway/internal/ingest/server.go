@@ -54,7 +54,8 @@ type Options struct {
 	// Backpressure (guard.go); 0: unbounded.
 	MaxInflightRequests int
 	// MaxAwaitingAcks bounds the requests waiting for the brokers' acks
-	// (guard.go; half of them only while the CPU keeps up); 0: unbounded.
+	// (guard.go; a quarter of them while the overload cut holds); 0:
+	// unbounded.
 	MaxAwaitingAcks  int
 	MaxInflightBytes int64
 	// QueueTimeout is how long a request whose body is in may wait for a
@@ -62,8 +63,8 @@ type Options struct {
 	QueueTimeout time.Duration
 	// SaturationLatency is the goroutines' scheduling latency (99th
 	// percentile over a quarter second) from which the CPU counts as
-	// saturated, the queue is cut short and half the ack slots go unused
-	// (cpuload.go); 0: never saturated.
+	// saturated, one of the two conditions of the overload cut (guard.go,
+	// cpuload.go); 0: never saturated, and never cut.
 	SaturationLatency time.Duration
 	// MaxRecordBytes is the largest record Kafka takes
 	// (kafka.max_message_bytes); 0 means 1 MiB.

@@ -287,20 +287,29 @@ func TestOverloadRefusedBeforeTheBodyIsRead(t *testing.T) {
 
 func TestRequestsWaitBrieflyForASlot(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		saturated bool
-		queue     int // requests the queue holds with 1 processing slot
+		name       string
+		saturated  bool
+		turnedAway bool // a request was turned away just before
+		queue      int  // requests the queue holds with 1 processing slot
 	}{
-		{"the CPU keeps up: three times the slots", false, 3},
-		{"the CPU is saturated: a quarter of the slots, at least 1", true, 1},
+		{"the CPU keeps up: three times the slots", false, true, 3},
+		{"the CPU is saturated, but nobody was turned away: three times the slots", true, false, 3},
+		{"the CPU is saturated and a request was turned away: a quarter of the slots, at least 1", true, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newTestGW(t, func(s *gwSetup) {
 				s.opts.MaxInflightRequests = 1
 				s.opts.QueueTimeout = 3 * time.Second
 			})
-			g.srv.guard.cpu = &cpuSaturation{}
-			g.srv.guard.cpu.saturated.Store(tc.saturated)
+			gd := g.srv.guard
+			gd.cpu = &cpuSaturation{}
+			gd.cpu.saturated.Store(tc.saturated)
+			if tc.turnedAway {
+				gd.turnAway()
+			}
+			if got, want := g.gauge("sluice_gateway_overload_cut"), map[bool]float64{false: 0, true: 1}[tc.queue == 1]; got != want {
+				t.Fatalf("overload_cut gauge = %v, want %v", got, want)
+			}
 			release := g.holdProcessing()
 			defer release()
 			replies := make(chan gwResp, 1+tc.queue)
@@ -331,6 +340,11 @@ func TestRequestsWaitBrieflyForASlot(t *testing.T) {
 			}
 			if r.status != http.StatusServiceUnavailable || r.code() != ReasonOverloaded || body.read.Load() != 0 {
 				t.Fatalf("request past the queue: %d %s (%d bytes read)", r.status, r.raw, body.read.Load())
+			}
+			// That refusal is a request turned away: with the CPU
+			// saturated, the cut now holds.
+			if gd.cut() != tc.saturated {
+				t.Fatalf("after a refusal with the CPU saturated %v: cut %v", tc.saturated, gd.cut())
 			}
 			release()
 			for range 1 + tc.queue {
