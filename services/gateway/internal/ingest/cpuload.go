@@ -45,7 +45,6 @@ const schedLatencies = "/sched/latencies:seconds"
 type cpuSaturation struct {
 	threshold time.Duration
 	saturated atomic.Bool
-	onChange  func(bool)
 	calm      int           // the last windows in a row below the threshold
 	hot       int           // the last windows in a row at or above it
 	sampled   atomic.Int64  // samples taken
@@ -55,13 +54,13 @@ type cpuSaturation struct {
 	loop      everyLoop
 }
 
-// newCPUSaturation returns a sampler that calls onChange when its verdict
-// changes; nil when threshold is 0 (no cut: the CPU counts as keeping up).
-func newCPUSaturation(threshold time.Duration, onChange func(bool)) *cpuSaturation {
+// newCPUSaturation returns a sampler; nil when threshold is 0 (no cut: the
+// CPU counts as keeping up).
+func newCPUSaturation(threshold time.Duration) *cpuSaturation {
 	if threshold <= 0 {
 		return nil
 	}
-	return &cpuSaturation{threshold: threshold, onChange: onChange,
+	return &cpuSaturation{threshold: threshold,
 		sample: []rtmetrics.Sample{{Name: schedLatencies}}}
 }
 
@@ -104,16 +103,9 @@ func (c *cpuSaturation) observe(h *rtmetrics.Float64Histogram) {
 	}
 	switch was := c.saturated.Load(); {
 	case !was && c.hot >= hotWindows:
-		c.set(true)
+		c.saturated.Store(true)
 	case was && c.calm >= calmWindows:
-		c.set(false)
-	}
-}
-
-func (c *cpuSaturation) set(sat bool) {
-	c.saturated.Store(sat)
-	if c.onChange != nil {
-		c.onChange(sat)
+		c.saturated.Store(false)
 	}
 }
 

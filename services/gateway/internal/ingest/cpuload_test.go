@@ -56,9 +56,9 @@ func TestWindowQuantile(t *testing.T) {
 }
 
 func TestSaturationVerdict(t *testing.T) {
-	var changes []bool
-	c := newCPUSaturation(8*time.Millisecond, func(sat bool) { changes = append(changes, sat) })
+	c := newCPUSaturation(8 * time.Millisecond)
 	var counts [6]uint64
+	var changes []bool // the verdict after each change
 	// window adds 100 scheduling latencies, all fast or all slow (8-16 ms),
 	// and returns the verdict after it.
 	window := func(slow bool) bool {
@@ -67,7 +67,11 @@ func TestSaturationVerdict(t *testing.T) {
 		} else {
 			counts[0] += 100
 		}
+		was := c.Saturated()
 		c.observe(hist(counts[:]...))
+		if c.Saturated() != was {
+			changes = append(changes, c.Saturated())
+		}
 		return c.Saturated()
 	}
 	c.observe(hist(counts[:]...)) // the first sample only sets the base
@@ -108,14 +112,14 @@ func TestSaturationVerdict(t *testing.T) {
 	if len(changes) != 2 || !changes[0] || changes[1] {
 		t.Fatalf("changes %v, want [true false]", changes)
 	}
-	if newCPUSaturation(0, nil) != nil || newCPUSaturation(0, nil).Saturated() {
+	if newCPUSaturation(0) != nil || newCPUSaturation(0).Saturated() {
 		t.Fatal("a zero threshold must turn the sampler off (never saturated)")
 	}
 }
 
 // The sampler reads the real metric and stops when closed.
 func TestSaturationSamplerRuns(t *testing.T) {
-	c := newCPUSaturation(time.Second, nil)
+	c := newCPUSaturation(time.Second)
 	c.start()
 	waitFor(t, func() bool { return c.sampled.Load() >= 2 })
 	done := make(chan struct{})

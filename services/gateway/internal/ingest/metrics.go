@@ -21,16 +21,6 @@ type metrics struct {
 	dlqFailures     *prometheus.CounterVec
 	kafkaAvailable  prometheus.Gauge
 	circuitOpens    prometheus.Counter
-	cpuSaturatedG   prometheus.Gauge
-}
-
-// cpuSaturated records the CPU-saturation verdict (cpuload.go).
-func (m *metrics) cpuSaturated(sat bool) {
-	if sat {
-		m.cpuSaturatedG.Set(1)
-	} else {
-		m.cpuSaturatedG.Set(0)
-	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -82,12 +72,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "sluice_gateway_kafka_circuit_opens_total",
 		Help: "Times the gateway found Kafka unreachable and began refusing requests.",
 	})
-	m.cpuSaturatedG = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "sluice_gateway_cpu_saturated",
-		Help: "1 while the goroutines' scheduling latency says the CPU is saturated (backpressure.saturation_latency), 0 while it keeps up; with requests turned away, it makes the overload cut (sluice_gateway_overload_cut).",
-	})
 	for _, c := range []prometheus.Collector{m.requests, m.events, m.unknown, m.dropped, m.produce, m.duration,
-		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens, m.cpuSaturatedG} {
+		m.refusedRequests, m.refusedEvents, m.dlqFailures, m.kafkaAvailable, m.circuitOpens} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -98,7 +84,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// registerGauges exports the in-flight counts of the guard.
+// registerGauges exports the in-flight counts and the verdicts of the
+// guard.
 func registerGauges(reg prometheus.Registerer, g *guard) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -120,16 +107,15 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_gateway_sched_latency_p99_seconds",
 			Help: "99th percentile of how long the gateway's goroutines waited, runnable, for a CPU over the last quarter second in which any ran: what backpressure.saturation_latency is compared with (0 when the measure is off).",
-		}, g.cpu.LastP99),
+		}, func() float64 { return g.cpu.LastP99() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_gateway_cpu_saturated",
+			Help: "1 while the goroutines' scheduling latency says the CPU is saturated (backpressure.saturation_latency), 0 while it keeps up; with requests turned away, it makes the overload cut (sluice_gateway_overload_cut).",
+		}, oneIf(func() bool { return g.cpu.Saturated() })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_gateway_overload_cut",
 			Help: "1 while the overload cut holds (the CPU is saturated and the processing bound turned a request away in the last two seconds): the processing queue is a quarter of the slots and a quarter of the ack slots serve; 0 otherwise.",
-		}, func() float64 {
-			if g.cut() {
-				return 1
-			}
-			return 0
-		}),
+		}, oneIf(g.cut)),
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -146,5 +132,15 @@ func registerGauges(reg prometheus.Registerer, g *guard) error {
 func (m *metrics) unknownInc(f event.Family) {
 	if m != nil {
 		m.unknown.WithLabelValues(string(f)).Inc()
+	}
+}
+
+// oneIf is a gauge function for a verdict: 1 while it holds, else 0.
+func oneIf(verdict func() bool) func() float64 {
+	return func() float64 {
+		if verdict() {
+			return 1
+		}
+		return 0
 	}
 }

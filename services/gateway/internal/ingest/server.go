@@ -157,7 +157,7 @@ func NewServer(opts Options, deps Deps) (*Server, error) {
 		log:    deps.Log,
 		keys:   NewKeys(opts.Sources),
 		m:      m,
-		guard:  newGuard(opts.MaxInflightRequests, opts.MaxAwaitingAcks, opts.MaxInflightBytes, opts.QueueTimeout, newCPUSaturation(opts.SaturationLatency, m.cpuSaturated)),
+		guard:  newGuard(opts.MaxInflightRequests, opts.MaxAwaitingAcks, opts.MaxInflightBytes, opts.QueueTimeout, newCPUSaturation(opts.SaturationLatency)),
 		health: health,
 		pipe: &Pipeline{
 			adapters: adapters, codecs: codecs, fast: fast, producer: deps.Producer, dlq: deps.DLQ,

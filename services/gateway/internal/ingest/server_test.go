@@ -310,6 +310,9 @@ func TestRequestsWaitBrieflyForASlot(t *testing.T) {
 			if got, want := g.gauge("sluice_gateway_overload_cut"), map[bool]float64{false: 0, true: 1}[tc.queue == 1]; got != want {
 				t.Fatalf("overload_cut gauge = %v, want %v", got, want)
 			}
+			if got, want := g.gauge("sluice_gateway_cpu_saturated"), map[bool]float64{false: 0, true: 1}[tc.saturated]; got != want {
+				t.Fatalf("cpu_saturated gauge = %v, want %v", got, want)
+			}
 			release := g.holdProcessing()
 			defer release()
 			replies := make(chan gwResp, 1+tc.queue)
