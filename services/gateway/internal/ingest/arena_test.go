@@ -253,6 +253,23 @@ func TestRecycledArenasThroughKafka(t *testing.T) {
 		}
 		return g.post("/v1/events/edx", strings.NewReader(body.String()), ndjson())
 	}
+	// retryable is what a client sends again (docs/retries.md): a 503, or
+	// a 207 all of whose rejections are retryable.
+	retryable := func(r gwResp) bool {
+		if r.status == http.StatusServiceUnavailable {
+			return true
+		}
+		codes := r.errorCodes()
+		if r.status != http.StatusMultiStatus || len(codes) == 0 {
+			return false
+		}
+		for _, c := range codes {
+			if !Retryable(c) {
+				return false
+			}
+		}
+		return true
+	}
 	run := func(from, to int, want func(gwResp) bool) {
 		var wg sync.WaitGroup
 		errs := make(chan string, to-from)
@@ -260,7 +277,7 @@ func TestRecycledArenasThroughKafka(t *testing.T) {
 			wg.Go(func() {
 				for r := from + w; r < to; r += workers {
 					resp := send(r)
-					for try := 0; try < 5 && resp.status == http.StatusServiceUnavailable && !want(resp); try++ {
+					for try := 0; try < 5 && retryable(resp) && !want(resp); try++ {
 						resp = send(r)
 					}
 					if !want(resp) {
@@ -282,7 +299,8 @@ func TestRecycledArenasThroughKafka(t *testing.T) {
 	run(requests, requests+2*workers, func(r gwResp) bool { return r.status == http.StatusServiceUnavailable || r.status == http.StatusOK })
 	release()
 	// A record that joins a batch begun by a held request fails with that
-	// request's context: those few are answered 503 and sent again, as a
+	// request's context: those few requests are answered 503, or 207 when
+	// only some of their records joined such batches, and sent again, as a
 	// client would.
 	run(0, requests, func(r gwResp) bool { return r.status == http.StatusOK })
 	if t.Failed() {
