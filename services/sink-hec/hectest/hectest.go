@@ -85,8 +85,9 @@ type Event struct {
 	Index      string
 	Fields     map[string]any
 	Channel    string
-	AckID      int64 // -1 without indexer acknowledgement
-	Request    int64 // the request that carried it, from 1
+	AckID      int64     // -1 without indexer acknowledgement
+	Request    int64     // the request that carried it, from 1
+	Arrived    time.Time // when that request arrived
 	// Confirmed is set once the sender was told the event is indexed: its
 	// ackId was reported true, or the request was answered without ack (a
 	// 200, or a 400 naming a later event).
@@ -98,6 +99,9 @@ type Stats struct {
 	// Requests counts event requests, refused ones included.
 	Requests, Indexed, Busy, Throttled, Errors, Rejected int64
 	AckPolls, AcksTrue, AcksLost                         int64
+	// LastRefused is when the last event request answered 503 or 429
+	// arrived.
+	LastRefused time.Time
 }
 
 type ackState struct {
@@ -250,6 +254,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, cfg Config, ch string) {
+	arrived := time.Now()
 	if cfg.Latency > 0 {
 		t := time.NewTimer(cfg.Latency)
 		select {
@@ -309,11 +314,13 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, cfg Config,
 	switch {
 	case roll < cfg.BusyRate:
 		s.stats.Busy++
+		s.stats.LastRefused = arrived
 		retryAfter(w, cfg)
 		write(w, http.StatusServiceUnavailable, reply{Text: "Server is busy", Code: 9})
 		return
 	case roll < cfg.BusyRate+cfg.ThrottleRate:
 		s.stats.Throttled++
+		s.stats.LastRefused = arrived
 		retryAfter(w, cfg)
 		write(w, http.StatusTooManyRequests, reply{Text: "HEC queue is at capacity", Code: 26})
 		return
@@ -328,7 +335,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, cfg Config,
 	if !cfg.Discard {
 		first := len(s.events)
 		for _, e := range parsed {
-			e.Channel, e.AckID, e.Request = ch, -1, req
+			e.Channel, e.AckID, e.Request, e.Arrived = ch, -1, req, arrived
 			s.events = append(s.events, e)
 		}
 		indexes = make([]int, len(parsed))
